@@ -1,0 +1,28 @@
+"""aerec: autoencoders learn codes of users, items, images and table rows; a FAISS index over the
+codes serves recommendations and similarity search.
+
+Examples
+--------
+>>> import aerec
+>>> ml = aerec.datasets.movielens_100k()
+>>> model = aerec.EASE().fit(ml.ratings, threshold=4, rating="rating")
+>>> model.recommend([1], k=3).columns.tolist()
+['user', 'item', 'score', 'rank']
+"""
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets, evaluate, exceptions
+from .base import clone
+from .bundle import load
+from .data import IdMap, Interactions
+from .recommend import EASE, Popularity, Recommender
+
+try:
+    __version__ = version("aerec")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "EASE", "Popularity", "Recommender", "IdMap", "Interactions", "load", "clone",
+    "datasets", "evaluate", "exceptions", "__version__",
+]

@@ -1,0 +1,415 @@
+"""`Recommender`: the contract every recommendation model of aerec follows, written once.
+
+A model supplies the math on dense indices (``_fit``, ``_user_vectors``, ``_item_vectors``
+and, when it has a faster way, ``_scores``); this base class owns everything that touches the
+user's ids: checking the input, fold-in, exclusion of seen items, top-K, the output
+DataFrames and saving.
+
+The score of item ``i`` for user ``u`` is always ``h_u · W_i + b_i``: the user code from
+:meth:`user_codes` dotted with the item code from :meth:`item_codes` plus its bias. For the
+neural models that is the output layer's logit; that is why an inner-product index over
+``[W_i, b_i]`` queried with ``[h_u, 1]`` returns the model's own top-K.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..base import BaseEstimator
+from ..data import IdMap, Interactions, check_columns
+from ..exceptions import DataValidationError
+from ..evaluate import metrics_from_hits
+
+__all__ = ["Recommender", "ValidationData", "top_k"]
+
+_ON_UNKNOWN = ("error", "skip", "popular")
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest entries of each row, best first.
+
+    Ties are broken by the lower index, so the order is deterministic. ``-inf`` entries are
+    never returned in front of finite ones (callers drop them).
+    """
+    n, m = scores.shape
+    k = min(k, m)
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(m), (n, m))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(vals, order, axis=1)
+
+
+@dataclass
+class ValidationData:
+    """Validation interactions on the model's item indices.
+
+    ``inputs`` are the rows the model sees (training rows of the validation users for weak
+    generalisation, their fold-in rows for strong), ``held_out`` the rows it must find;
+    ``user_index`` holds the training indices of the users (weak) or None (strong).
+    """
+
+    inputs: sp.csr_matrix
+    held_out: sp.csr_matrix
+    user_index: np.ndarray | None
+
+    @property
+    def kind(self) -> str:
+        return "weak" if self.user_index is not None else "strong"
+
+
+class Recommender(BaseEstimator):
+    """Base class of recommenders: ``fit`` on a DataFrame of interactions, then recommend with the user's ids.
+
+    Learned state: ``interactions_`` (the training matrix with ``users_`` and ``items_`` maps),
+    ``item_popularity_`` (training interactions per item), ``fit_seconds_``, ``history_``.
+    """
+
+    #: rows of users scored at once; bounds memory at batch_users x n_items floats
+    _score_batch = 1024
+
+    # --- to be provided by each model -------------------------------------------------
+    def _fit(self, X: Interactions, valid: ValidationData | None) -> None:
+        raise NotImplementedError
+
+    def _user_vectors(self, rows: sp.csr_matrix, user_index: np.ndarray | None) -> np.ndarray:
+        """``h_u`` for the given interaction rows; ``user_index`` is set for training users, None for fold-in."""
+        raise NotImplementedError
+
+    def _item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, b)``: item codes (n_items, d) and biases (n_items,)."""
+        raise NotImplementedError
+
+    def _scores(self, rows: sp.csr_matrix, user_index: np.ndarray | None) -> np.ndarray:
+        """Scores of every item for each row; ``h_u · W_i + b_i`` unless a model knows a faster way."""
+        W, b = self._item_vectors()
+        return self._user_vectors(rows, user_index) @ W.T + b
+
+    def _similar_scores(self, item_index: np.ndarray) -> np.ndarray:
+        """Similarity of the given items to every item; cosine of the item codes by default."""
+        W, _ = self._item_vectors()
+        unit = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+        return unit[item_index] @ unit.T
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with the hyperparameters and the training matrix, restore the fitted model."""
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+    # --- fitting ------------------------------------------------------------------------
+    def fit(self, train, valid=None, user: str = "user", item: str = "item", rating: str | None = None,
+            threshold: float | None = None, item_features=None) -> "Recommender":
+        """Learn from interactions.
+
+        Parameters
+        ----------
+        train : DataFrame
+            One row per interaction, with the user's own ids.
+        valid : DataFrame or (DataFrame, DataFrame), optional
+            Held-out interactions of training users (weak generalisation), or a pair
+            ``(fold_in, held_out)`` of users unseen in training (strong generalisation).
+            Models that train iteratively stop early on its NDCG@100.
+        user, item, rating : str
+            Column names. Without ``rating`` every interaction counts 1.
+        threshold : float, optional
+            Keep only interactions with ``rating >= threshold``, as implicit positives.
+        item_features : DataFrame, optional
+            Features of items keyed by item id, for models that use them.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if item_features is not None:
+            raise DataValidationError(f"{type(self).__name__} does not use item_features")
+        start = time.perf_counter()
+        X = Interactions.from_frame(train, user=user, item=item, rating=rating, threshold=threshold, what="train")
+        self.columns_ = {"user": user, "item": item, "rating": rating}
+        self.interactions_ = X
+        self.item_popularity_ = np.asarray((X.matrix > 0).sum(axis=0)).ravel().astype(np.float32)
+        self.history_ = {}
+        self._fit(X, self._validation_data(valid) if valid is not None else None)
+        self.fit_seconds_ = time.perf_counter() - start
+        self.fitted_ = True
+        return self
+
+    def _validate_params(self) -> None:
+        """Check hyperparameters (called at the start of ``fit``)."""
+
+    @property
+    def users_(self) -> IdMap:
+        return self.interactions_.users
+
+    @property
+    def items_(self) -> IdMap:
+        return self.interactions_.items
+
+    def _validation_data(self, valid) -> ValidationData:
+        user, item = self.columns_["user"], self.columns_["item"]
+        if isinstance(valid, tuple):
+            if len(valid) != 2:
+                raise DataValidationError("valid must be a DataFrame or a pair (fold_in, held_out)")
+            fold_in_df, held_out_df = valid
+            fold_in = self._history_matrix(fold_in_df, user, item, what="valid fold-in")
+            held_out = Interactions.from_frame(held_out_df, user=user, item=item, users=fold_in.users,
+                                               items=self.items_, on_unknown="warn", what="valid held-out")
+            return ValidationData(fold_in.matrix, held_out.matrix, None)
+        held_out = Interactions.from_frame(valid, user=user, item=item, items=self.items_, on_unknown="warn",
+                                           what="valid")
+        user_index = self.users_.index_of(held_out.users.ids, on_unknown="mark")
+        if (user_index < 0).any():
+            raise DataValidationError(
+                f"valid has {int((user_index < 0).sum())} user(s) not in train; for users unseen in training "
+                f"pass valid=(fold_in_df, held_out_df)"
+            )
+        return ValidationData(self.interactions_.matrix[user_index], held_out.matrix, user_index)
+
+    def validation_metrics(self, valid: ValidationData, metrics=("ndcg@100",)) -> dict[str, float]:
+        """Mean ranking metrics on validation data (seen inputs excluded), for early stopping and tuning."""
+        metrics = list(metrics)
+        k = max(int(m.partition("@")[2]) for m in metrics)
+        has_truth = np.diff(valid.held_out.indptr) > 0
+        hits, n_rel = [], []
+        for start in range(0, valid.inputs.shape[0], self._score_batch):
+            stop = min(start + self._score_batch, valid.inputs.shape[0])
+            rows = valid.inputs[start:stop]
+            uidx = valid.user_index[start:stop] if valid.user_index is not None else None
+            scores = self._masked_scores(rows, uidx, exclude_seen=True, candidates=None)
+            idx, _ = top_k(scores, k)
+            truth = valid.held_out[start:stop]
+            hits.append(np.asarray(truth[np.arange(stop - start)[:, None], idx].todense()) > 0)
+            n_rel.append(np.diff(truth.indptr))
+        hits, n_rel = np.vstack(hits)[has_truth], np.concatenate(n_rel)[has_truth]
+        return metrics_from_hits(hits, n_rel, metrics).mean().to_dict()
+
+    # --- recommending -------------------------------------------------------------------
+    def _check_k(self, k, n_candidates: int) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if k > n_candidates:
+            raise ValueError(f"k={k} is larger than the {n_candidates} candidate item(s)")
+        return int(k)
+
+    def _candidate_mask(self, items) -> np.ndarray | None:
+        if items is None:
+            return None
+        mask = np.zeros(len(self.items_), dtype=bool)
+        mask[self.items_.index_of(items)] = True
+        return mask
+
+    def _masked_scores(self, rows, user_index, exclude_seen: bool, candidates: np.ndarray | None) -> np.ndarray:
+        scores = np.asarray(self._scores(rows, user_index), dtype=np.float32)
+        empty = np.diff(rows.indptr) == 0
+        if empty.any():  # nothing known of these users: fall back to popularity
+            scores[empty] = self.item_popularity_
+        if candidates is not None:
+            scores[:, ~candidates] = -np.inf
+        if exclude_seen:
+            r, c = rows.nonzero()
+            scores[r, c] = -np.inf
+        return scores
+
+    def _rank(self, rows, user_index, user_ids, k, exclude_seen, candidates) -> pd.DataFrame:
+        parts = []
+        for start in range(0, rows.shape[0], self._score_batch):
+            stop = min(start + self._score_batch, rows.shape[0])
+            uidx = user_index[start:stop] if user_index is not None else None
+            scores = self._masked_scores(rows[start:stop], uidx, exclude_seen, candidates)
+            idx, vals = top_k(scores, k)
+            keep = np.isfinite(vals)
+            parts.append(pd.DataFrame({
+                "user": np.repeat(user_ids[start:stop], k)[keep.ravel()],
+                "item": self.items_.ids_of(idx[keep]),
+                "score": vals[keep],
+                "rank": np.broadcast_to(np.arange(1, k + 1), idx.shape)[keep],
+            }))
+        return _frame(parts, ["user", "item", "score", "rank"])
+
+    def recommend(self, users, k: int = 10, exclude_seen: bool = True, items=None, via: str = "model",
+                  on_unknown: str = "error") -> pd.DataFrame:
+        """Top-``k`` items for users seen at fit time.
+
+        Parameters
+        ----------
+        users : id or list of ids
+            The user's own ids.
+        k : int
+            How many items per user. Fewer come back only when fewer than ``k`` candidates are left
+            after exclusion.
+        exclude_seen : bool, default True
+            Leave out the items each user interacted with in training.
+        items : list of item ids, optional
+            Rank only these candidates.
+        via : {"model"}
+            Score with the model directly.
+        on_unknown : {"error", "skip", "popular"}
+            Unknown users raise :class:`~aerec.exceptions.UnknownIdError` (listing them), are left
+            out, or get the most popular items.
+
+        Returns
+        -------
+        DataFrame with columns ``user, item, score, rank`` (rank 1 is best), users in the order given.
+        """
+        self._check_fitted()
+        if on_unknown not in _ON_UNKNOWN:
+            raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
+        if via != "model":
+            raise ValueError(f"via must be 'model', got {via!r}")
+        candidates = self._candidate_mask(items)
+        k = self._check_k(k, len(self.items_) if candidates is None else int(candidates.sum()))
+        user_ids = pd.unique(pd.Series(_as_list(users), dtype=object))
+        index = self.users_.index_of(user_ids, on_unknown="error" if on_unknown == "error" else "mark")
+        known = index >= 0
+        out = self._rank(self.interactions_.matrix[index[known]], index[known], self.users_.ids_of(index[known]),
+                         k, exclude_seen, candidates)
+        if on_unknown == "popular" and not known.all():
+            empty = sp.csr_matrix((int((~known).sum()), len(self.items_)), dtype=np.float32)
+            popular = self._rank(empty, None, user_ids[~known], k, False, candidates)
+            out = pd.concat([out, popular], ignore_index=True)
+            order = {u: n for n, u in enumerate(user_ids)}
+            out = out.sort_values(["user", "rank"], key=lambda s: s.map(order) if s.name == "user" else s,
+                                  kind="stable").reset_index(drop=True)
+        return out
+
+    def _history_matrix(self, history, user: str, item: str, what: str = "history") -> Interactions:
+        check_columns(history, [user, item], what)
+        if len(history) == 0:
+            raise DataValidationError(f"{what} is empty: give at least one (user, item) row")
+        rating = self.columns_.get("rating")
+        rating = rating if rating is not None and rating in history.columns else None
+        return Interactions.from_frame(history, user=user, item=item, rating=rating, items=self.items_,
+                                       on_unknown="warn", what=what)
+
+    def recommend_for_history(self, history: pd.DataFrame, k: int = 10, user: str | None = None,
+                              item: str | None = None, exclude_seen: bool = True, items=None) -> pd.DataFrame:
+        """Top-``k`` items for users unseen at fit time, from their interactions (fold-in; nothing is retrained).
+
+        Parameters
+        ----------
+        history : DataFrame
+            The new users' interactions, with the columns named as at fit time (or ``user=``/``item=``).
+            Items unseen at fit time are ignored with a warning that counts them; a user left with
+            no known item gets the most popular items.
+        k, exclude_seen, items
+            As in :meth:`recommend`; ``exclude_seen`` leaves out the history's own items.
+
+        Returns
+        -------
+        DataFrame with columns ``user, item, score, rank``.
+        """
+        self._check_fitted()
+        user, item = user or self.columns_["user"], item or self.columns_["item"]
+        candidates = self._candidate_mask(items)
+        k = self._check_k(k, len(self.items_) if candidates is None else int(candidates.sum()))
+        H = self._history_matrix(history, user, item)
+        out = self._rank(H.matrix, None, np.asarray(H.users.ids), k, exclude_seen, candidates)
+        return out.rename(columns={"user": user, "item": item}) if (user, item) != ("user", "item") else out
+
+    def similar_items(self, items, k: int = 10) -> pd.DataFrame:
+        """The ``k`` items most similar to each given item (the item itself excluded).
+
+        Returns
+        -------
+        DataFrame with columns ``item, similar_item, score, rank``.
+        """
+        self._check_fitted()
+        k = self._check_k(k, len(self.items_) - 1)
+        item_ids = pd.unique(pd.Series(_as_list(items), dtype=object))
+        index = self.items_.index_of(item_ids)
+        parts = []
+        for start in range(0, len(index), self._score_batch):
+            chunk = index[start:start + self._score_batch]
+            scores = np.asarray(self._similar_scores(chunk), dtype=np.float32)
+            scores[np.arange(len(chunk)), chunk] = -np.inf
+            idx, vals = top_k(scores, k)
+            parts.append(pd.DataFrame({
+                "item": np.repeat(self.items_.ids_of(chunk), k),
+                "similar_item": self.items_.ids_of(idx.ravel()),
+                "score": vals.ravel(),
+                "rank": np.tile(np.arange(1, k + 1), len(chunk)),
+            }))
+        return _frame(parts, ["item", "similar_item", "score", "rank"])
+
+    # --- codes -------------------------------------------------------------------------
+    def user_codes(self, users) -> pd.DataFrame:
+        """``h_u`` of training users, indexed by user id (columns ``c0..c{d-1}``)."""
+        self._check_fitted()
+        user_ids = pd.unique(pd.Series(_as_list(users), dtype=object))
+        index = self.users_.index_of(user_ids)
+        codes = self._user_vectors(self.interactions_.matrix[index], index)
+        return pd.DataFrame(codes, index=pd.Index(self.users_.ids_of(index), name="user"),
+                            columns=[f"c{j}" for j in range(codes.shape[1])])
+
+    def item_codes(self) -> pd.DataFrame:
+        """``W_i`` of every item (columns ``c0..c{d-1}``) and its bias ``b_i`` (column ``bias``), indexed by item id."""
+        self._check_fitted()
+        W, b = self._item_vectors()
+        frame = pd.DataFrame(W, index=pd.Index(self.items_.ids, name="item"),
+                             columns=[f"c{j}" for j in range(W.shape[1])])
+        frame["bias"] = b
+        return frame
+
+    # --- saving --------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save to a bundle directory (written beside the target and renamed into place); :func:`aerec.load` reads it."""
+        from ..bundle import save
+
+        self._check_fitted()
+        save(self, path)
+
+    def _save_to(self, directory) -> dict:
+        from pathlib import Path
+
+        directory = Path(directory)
+        X = self.interactions_.matrix
+        self.users_.to_parquet(directory / "users.parquet")
+        self.items_.to_parquet(directory / "items.parquet")
+        np.savez(directory / "interactions.npz", data=X.data, indices=X.indices, indptr=X.indptr,
+                 shape=np.asarray(X.shape))
+        state = self._get_state()
+        if state:
+            np.savez(directory / "state.npz", **state)
+        return {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_}
+
+    @classmethod
+    def _load_from(cls, directory, meta: dict) -> "Recommender":
+        from pathlib import Path
+
+        directory = Path(directory)
+        model = cls(**meta["params"])
+        with np.load(directory / "interactions.npz", allow_pickle=False) as z:
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        users, items = IdMap.from_parquet(directory / "users.parquet"), IdMap.from_parquet(directory / "items.parquet")
+        model.interactions_ = Interactions(matrix, users, items)
+        model.item_popularity_ = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float32)
+        model.columns_, model.history_, model.fit_seconds_ = meta["columns"], meta["history"], meta["fit_seconds"]
+        if (directory / "state.npz").is_file():
+            with np.load(directory / "state.npz", allow_pickle=False) as z:
+                model._set_state({k: z[k] for k in z.files})
+        model.fitted_ = True
+        return model
+
+
+def _as_list(values) -> list:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        return [values]
+    return list(values)
+
+
+def _frame(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({c: [] for c in columns})
+    out = pd.concat(parts, ignore_index=True)
+    out["rank"] = out["rank"].astype(np.int64)
+    out["score"] = out["score"].astype(np.float32)
+    return out
