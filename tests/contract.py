@@ -1,0 +1,171 @@
+"""The recommender contract, written once: every model's test class mixes this in and says how to build it.
+
+A subclass sets ``make_model(self)`` returning an unfitted estimator; class attributes:
+``history_is_fold_in`` (True when ``recommend_for_history`` on a training user's own history
+gives the same list as ``recommend`` for that user; CDAE-like models with per-user parameters
+set False).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aerec
+from aerec.exceptions import DataValidationError, NotFittedError, UnknownIdError, UnknownIdsWarning
+
+
+class RecommenderContract:
+    history_is_fold_in = True
+
+    def make_model(self):
+        raise NotImplementedError
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def data(cls, small_positives):
+        return small_positives
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, data):
+        return cls().make_model().fit(data)
+
+    # --- fit ---------------------------------------------------------------------------
+    def test_fit_returns_self_and_keeps_params(self, data):
+        model = self.make_model()
+        params = model.get_params()
+        assert model.fit(data) is model
+        assert model.get_params() == params  # fit never rewrites hyperparameters
+        assert model.is_fitted
+
+    def test_clone_is_unfitted_with_same_params(self, fitted):
+        twin = aerec.clone(fitted)
+        assert twin.get_params() == fitted.get_params()
+        assert not twin.is_fitted
+
+    def test_not_fitted_raises(self):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            self.make_model().recommend([1], k=5)
+
+    def test_same_seed_same_recommendations(self, data, fitted):
+        again = self.make_model().fit(data)
+        users = data["user"].unique()[:20]
+        pd.testing.assert_frame_equal(again.recommend(users, k=10), fitted.recommend(users, k=10))
+
+    # --- recommend ---------------------------------------------------------------------
+    def test_recommend_shape_order_and_ids(self, data, fitted):
+        users = list(data["user"].unique()[:15])[::-1]
+        recs = fitted.recommend(users, k=7)
+        assert list(recs.columns) == ["user", "item", "score", "rank"]
+        assert list(pd.unique(recs["user"])) == users  # the order given
+        assert (recs.groupby("user").size() == 7).all()
+        assert set(recs["item"]) <= set(data["item"])
+        for _, group in recs.groupby("user"):
+            assert group["rank"].tolist() == list(range(1, 8))
+            assert (np.diff(group["score"].to_numpy()) <= 0).all()
+
+    def test_recommend_excludes_seen_items(self, data, fitted):
+        users = data["user"].unique()[:30]
+        recs = fitted.recommend(users, k=20)
+        seen = set(map(tuple, data[["user", "item"]].to_numpy()))
+        assert not any((u, i) in seen for u, i in recs[["user", "item"]].to_numpy())
+        with_seen = fitted.recommend(users, k=20, exclude_seen=False)
+        assert any((u, i) in seen for u, i in with_seen[["user", "item"]].to_numpy())
+
+    def test_scores_are_codes_dot_item_codes_plus_bias(self, data, fitted):
+        users = data["user"].unique()[:10]
+        recs = fitted.recommend(users, k=5)
+        h = fitted.user_codes(users)
+        W = fitted.item_codes()
+        expected = np.einsum("ij,ij->i", h.loc[recs["user"]].to_numpy(dtype=np.float64),
+                             W.loc[recs["item"]].drop(columns="bias").to_numpy(dtype=np.float64))
+        expected += W.loc[recs["item"], "bias"].to_numpy()
+        np.testing.assert_allclose(recs["score"].to_numpy(), expected, rtol=1e-4, atol=1e-4)
+
+    def test_candidate_items_restrict_ranking(self, data, fitted):
+        user = data["user"].iloc[0]
+        seen = set(data.loc[data["user"] == user, "item"])
+        candidates = [i for i in data["item"].unique() if i not in seen][:12]
+        recs = fitted.recommend([user], k=12, items=candidates)
+        assert sorted(recs["item"]) == sorted(candidates)
+
+    def test_unknown_users(self, data, fitted):
+        known = data["user"].iloc[0]
+        with pytest.raises(UnknownIdError, match="unknown user id.*-999"):
+            fitted.recommend([known, -999], k=5)
+        skipped = fitted.recommend([known, -999], k=5, on_unknown="skip")
+        assert set(skipped["user"]) == {known}
+        popular = fitted.recommend([-999, known], k=5, on_unknown="popular")
+        assert list(pd.unique(popular["user"])) == [-999, known]
+        top = pd.Series(fitted.item_popularity_, index=fitted.items_.ids).sort_values(ascending=False, kind="stable")
+        assert popular.loc[popular["user"] == -999, "item"].tolist() == top.index[:5].tolist()
+
+    def test_k_larger_than_catalogue(self, fitted):
+        n = len(fitted.items_)
+        with pytest.raises(ValueError, match=f"k={n + 1} is larger than the {n} candidate"):
+            fitted.recommend([fitted.users_.ids[0]], k=n + 1)
+        with pytest.raises(ValueError, match="positive integer"):
+            fitted.recommend([fitted.users_.ids[0]], k=0)
+
+    # --- fold-in -------------------------------------------------------------------------
+    def test_recommend_for_history_excludes_history(self, data, fitted):
+        history = data[data["user"].isin(data["user"].unique()[:5])].assign(user=lambda d: "new-" + d["user"].astype(str))
+        recs = fitted.recommend_for_history(history, k=10)
+        assert (recs.groupby("user").size() == 10).all()
+        given = set(map(tuple, history[["user", "item"]].to_numpy()))
+        assert not any((u, i) in given for u, i in recs[["user", "item"]].to_numpy())
+
+    def test_history_of_training_user_matches_recommend(self, data, fitted):
+        if not self.history_is_fold_in:
+            pytest.skip("this model's user codes are not a function of the history alone")
+        user = data["user"].iloc[0]
+        history = data[data["user"] == user]
+        a = fitted.recommend([user], k=10)
+        b = fitted.recommend_for_history(history, k=10)
+        assert a["item"].tolist() == b["item"].tolist()
+        np.testing.assert_allclose(a["score"], b["score"], rtol=1e-5, atol=1e-5)
+
+    def test_history_with_unknown_items_warns_with_count(self, data, fitted):
+        history = pd.DataFrame({"user": ["x", "x", "x"], "item": [data["item"].iloc[0], "nope-1", "nope-2"]})
+        with pytest.warns(UnknownIdsWarning, match="ignored 2 of 3 row"):
+            recs = fitted.recommend_for_history(history, k=5)
+        assert len(recs) == 5
+
+    def test_empty_history_is_an_error(self, fitted):
+        with pytest.raises(DataValidationError, match="history is empty"):
+            fitted.recommend_for_history(pd.DataFrame({"user": [], "item": []}), k=5)
+
+    # --- similar items, codes ------------------------------------------------------------
+    def test_similar_items(self, data, fitted):
+        items = list(data["item"].unique()[:4])
+        sim = fitted.similar_items(items, k=6)
+        assert list(sim.columns) == ["item", "similar_item", "score", "rank"]
+        assert (sim.groupby("item").size() == 6).all()
+        assert not (sim["item"] == sim["similar_item"]).any()
+        with pytest.raises(UnknownIdError, match="unknown item id"):
+            fitted.similar_items(["no-such-item"], k=3)
+
+    def test_codes_are_frames_indexed_by_ids(self, data, fitted):
+        users = list(data["user"].unique()[:3])
+        h = fitted.user_codes(users)
+        assert h.index.tolist() == users
+        W = fitted.item_codes()
+        assert set(W.index) == set(data["item"]) and "bias" in W.columns
+        assert h.shape[1] == W.shape[1] - 1
+
+    # --- saving ---------------------------------------------------------------------------
+    def test_save_load_gives_identical_outputs(self, tmp_path, data, fitted):
+        fitted.save(tmp_path / "bundle")
+        same = aerec.load(tmp_path / "bundle")
+        assert type(same) is type(fitted) and same.get_params() == fitted.get_params()
+        users = data["user"].unique()[:25]
+        pd.testing.assert_frame_equal(same.recommend(users, k=10), fitted.recommend(users, k=10))
+        history = data[data["user"] == users[0]].assign(user="newcomer")
+        pd.testing.assert_frame_equal(same.recommend_for_history(history, k=10), fitted.recommend_for_history(history, k=10))
+        items = data["item"].unique()[:3]
+        pd.testing.assert_frame_equal(same.similar_items(items, k=5), fitted.similar_items(items, k=5))
+        for path in (tmp_path / "bundle").iterdir():
+            assert path.suffix in (".json", ".parquet", ".npz", ".keras", ".faiss"), path
