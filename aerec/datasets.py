@@ -81,10 +81,12 @@ def sha256_of(path) -> str:
     return digest.hexdigest()
 
 
-def _verify(path: Path, expected: str) -> None:
+def _verify(path: Path, expected: str, label=None) -> None:
     got = sha256_of(path)
     if got != expected:
-        raise ChecksumError(f"{path}: SHA-256 is {got}, expected {expected}; the file is corrupt or not the original")
+        raise ChecksumError(
+            f"{label or path}: SHA-256 is {got}, expected {expected}; the file is corrupt or not the original"
+        )
 
 
 # --- MovieLens-100K ----------------------------------------------------------------
@@ -233,15 +235,19 @@ def _find_mnist(download: bool, url: str | None) -> Path:
             return directory
     if not download:
         raise FileNotFoundError(f"the MNIST test set is not in {[str(c) for c in candidates]} and download=False")
-    target = cache_dir() / "mnist"
+    return _download_mnist(url or os.environ.get("AEREC_MNIST_URL") or MNIST_URL, cache_dir() / "mnist")
+
+
+def _download_mnist(base_url: str, target: Path) -> Path:
+    """Download both files, verifying each before it takes its final name."""
     target.mkdir(parents=True, exist_ok=True)
-    base = url or os.environ.get("AEREC_MNIST_URL") or MNIST_URL
     for name, digest in MNIST_SHA256.items():
-        with tempfile.NamedTemporaryFile(dir=target, delete=False, suffix=".part") as tmp:
+        with tempfile.NamedTemporaryFile(dir=target, delete=False, prefix=".", suffix=".part") as tmp:
             partial = Path(tmp.name)
         try:
-            _download(base.rstrip("/") + "/" + name, partial)
-            _verify(partial, digest)
+            url = base_url.rstrip("/") + "/" + name
+            _download(url, partial)
+            _verify(partial, digest, label=f"{url} (nothing was cached)")
             partial.replace(target / name)
         finally:
             partial.unlink(missing_ok=True)

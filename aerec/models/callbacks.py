@@ -1,0 +1,93 @@
+"""Training callbacks of the aerec Keras models: KL annealing and validation on a ranking metric.
+
+Early stopping itself is :class:`keras.callbacks.EarlyStopping` monitoring the log entry that
+:class:`RankingValidation` writes (``val_ndcg@100`` by default), with ``mode="max"`` and
+``restore_best_weights=True``; :func:`early_stopping` builds that pair.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+
+__all__ = ["KLAnnealing", "RankingValidation", "early_stopping"]
+
+
+class KLAnnealing(keras.callbacks.Callback):
+    """Raise the model's KL weight ``beta`` linearly with the number of updates, up to ``cap``.
+
+    Before update ``t`` (counted from 0 over the whole ``fit``), ``beta = min(cap, cap * t / steps)``:
+    it reaches ``cap`` after ``steps`` updates and stays there (Liang et al., 2018, anneal
+    ``min(cap, t / total_anneal_steps)`` with ``total_anneal_steps = steps / cap``).
+
+    Parameters
+    ----------
+    cap : float
+        The largest ``beta``.
+    steps : int
+        Updates until ``beta`` reaches ``cap``; 0 sets ``beta = cap`` from the start.
+    variable : str, default "beta"
+        Name of the model attribute holding the weight (a non-trainable ``keras.Variable``).
+
+    Examples
+    --------
+    >>> annealing = KLAnnealing(cap=0.2, steps=100)
+    >>> annealing.value(50), annealing.value(1000)
+    (0.1, 0.2)
+    """
+
+    def __init__(self, cap: float, steps: int, variable: str = "beta"):
+        super().__init__()
+        self.cap = float(cap)
+        self.steps = int(steps)
+        self.variable = variable
+        self.updates = 0
+
+    def value(self, updates: int) -> float:
+        if self.steps <= 0:
+            return self.cap
+        return min(self.cap, self.cap * updates / self.steps)
+
+    def on_train_begin(self, logs=None):
+        self.updates = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        getattr(self.model, self.variable).assign(self.value(self.updates))
+        self.updates += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[self.variable] = float(getattr(self.model, self.variable).numpy())
+
+
+class RankingValidation(keras.callbacks.Callback):
+    """Write a validation ranking metric into the epoch logs, for early stopping and the history.
+
+    Parameters
+    ----------
+    score : callable
+        ``score() -> float``, computed with the model's current weights (for example the mean
+        NDCG@100 of validation users, seen items excluded).
+    name : str, default "val_ndcg@100"
+        The log entry to write.
+    """
+
+    def __init__(self, score: Callable[[], float], name: str = "val_ndcg@100"):
+        super().__init__()
+        self.score = score
+        self.name = name
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[self.name] = float(self.score())
+
+
+def early_stopping(score: Callable[[], float], patience: int, name: str = "val_ndcg@100",
+                   verbose: int = 0) -> list[keras.callbacks.Callback]:
+    """``[RankingValidation, EarlyStopping]``: stop when ``score`` has not improved for ``patience``
+    epochs and restore the weights of the best epoch (also when training runs to the last epoch)."""
+    return [
+        RankingValidation(score, name),
+        keras.callbacks.EarlyStopping(monitor=name, mode="max", patience=patience, restore_best_weights=True,
+                                      verbose=verbose),
+    ]

@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aerec
+from aerec.exceptions import BundleError
+
+
+@pytest.fixture(scope="module")
+def model(small_positives):
+    return aerec.EASE(l2=30.0).fit(small_positives)
+
+
+def test_bundle_layout_and_meta(tmp_path, model):
+    model.save(tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    assert meta["class"] == "EASE" and meta["params"]["l2"] == 30.0
+    assert set(meta["files"]) == {"users.parquet", "items.parquet", "interactions.npz", "state.npz"}
+    assert {"numpy", "pandas"} <= set(meta["versions"])
+    with np.load(tmp_path / "b" / "state.npz", allow_pickle=False) as z:  # no pickled objects inside
+        assert z["B"].shape == (len(model.items_),) * 2
+
+
+def test_failed_save_keeps_the_old_bundle(tmp_path, model, monkeypatch):
+    target = tmp_path / "b"
+    model.save(target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    broken = aerec.EASE(l2=1.0).fit(pd.DataFrame({"user": [1, 2], "item": [1, 2]}))
+    monkeypatch.setattr(broken, "_get_state", lambda: (_ for _ in ()).throw(RuntimeError("disk full")))
+    with pytest.raises(RuntimeError, match="disk full"):
+        broken.save(target)
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]  # no temporary directory left behind
+    assert aerec.load(target).get_params()["l2"] == 30.0
+
+
+def test_overwrite_replaces_a_bundle(tmp_path, model, small_positives):
+    model.save(tmp_path / "b")
+    aerec.Popularity().fit(small_positives).save(tmp_path / "b")
+    assert type(aerec.load(tmp_path / "b")) is aerec.Popularity
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+def test_refuses_to_overwrite_something_else(tmp_path, model):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(BundleError, match="notes exists and is not an aerec bundle"):
+        model.save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_tampered_truncated_and_missing_files_are_refused(tmp_path, model):
+    model.save(tmp_path / "b")
+    state = tmp_path / "b" / "state.npz"
+    state.write_bytes(state.read_bytes()[:-100])
+    with pytest.raises(BundleError, match=r"state\.npz does not match the checksum"):
+        aerec.load(tmp_path / "b")
+    state.unlink()
+    with pytest.raises(BundleError, match=r"state\.npz is missing"):
+        aerec.load(tmp_path / "b")
+
+
+def test_not_a_bundle_and_unknown_class(tmp_path, model):
+    with pytest.raises(BundleError, match="has no meta.json"):
+        aerec.load(tmp_path)
+    model.save(tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "meta.json").read_text())
+    meta["class"] = "os.system"
+    (tmp_path / "b" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="no aerec estimator is called 'os.system'"):
+        aerec.load(tmp_path / "b")
