@@ -15,6 +15,7 @@ from . import datasets, evaluate, exceptions
 from .base import clone
 from .bundle import load
 from .data import IdMap, Interactions
+from .evaluate import tune
 from .recommend import EASE, Popularity, Recommender
 
 try:
@@ -24,5 +25,5 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "EASE", "Popularity", "Recommender", "IdMap", "Interactions", "load", "clone",
-    "datasets", "evaluate", "exceptions", "__version__",
+    "datasets", "evaluate", "exceptions", "tune", "__version__",
 ]

@@ -25,7 +25,7 @@ from .exceptions import DataValidationError
 __all__ = [
     "recall_at_k", "ndcg_at_k", "hit_rate_at_k", "precision_at_k", "rmse", "mae", "auroc",
     "metrics_from_hits", "ranking_metrics", "PROTOCOL_A_METRICS",
-    "protocol_dir", "load_protocol_a", "evaluate_weak", "evaluate_strong", "run_protocol_a", "summarize",
+    "protocol_dir", "load_protocol_a", "evaluate_weak", "evaluate_strong", "run_protocol_a", "summarize", "tune",
 ]
 
 PROTOCOL_A_METRICS = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "hr@10")
@@ -312,3 +312,47 @@ def summarize(results: pd.DataFrame, metrics: Iterable[str] = PROTOCOL_A_METRICS
     if missing:
         raise DataValidationError(f"results have no column(s) {missing}")
     return pd.Series({m: f"{results[m].mean():.{digits}f} ± {results[m].std(ddof=1):.{digits}f}" for m in metrics})
+
+
+def tune(estimator, grid: dict, train: pd.DataFrame, valid, metric: str = "ndcg@100", **fit_kwargs):
+    """Grid search on validation data: fit a clone per combination of ``grid`` and keep the best ``metric``.
+
+    Parameters
+    ----------
+    estimator : Recommender
+        The unfitted template; its other parameters stay as they are.
+    grid : dict of parameter name -> list of values
+    train : DataFrame
+    valid : DataFrame or (DataFrame, DataFrame)
+        Held-out interactions of training users (weak), or ``(fold_in, held_out)`` of unseen users (strong).
+        It is also passed to ``fit`` for early stopping.
+
+    Returns
+    -------
+    best_params : dict
+    results : DataFrame, one row per combination with its validation metric, best first.
+
+    Examples
+    --------
+    >>> import aerec
+    >>> split = aerec.evaluate.load_protocol_a("weak", 0)
+    >>> best, table = aerec.tune(aerec.EASE(), {"l2": [100.0, 300.0]}, split["train"], split["valid"])
+    >>> sorted(best)
+    ['l2']
+    """
+    import itertools
+
+    from .base import clone
+
+    names = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[n] for n in names)):
+        params = dict(zip(names, values))
+        model = clone(estimator).set_params(**params).fit(train, valid=valid, **fit_kwargs)
+        if isinstance(valid, tuple):
+            score = evaluate_strong(model, valid[0], valid[1], [metric])[metric].mean()
+        else:
+            score = evaluate_weak(model, valid, metrics=[metric])[metric].mean()
+        rows.append({**params, metric: score})
+    results = pd.DataFrame(rows).sort_values(metric, ascending=False, kind="stable").reset_index(drop=True)
+    return {n: results.loc[0, n] for n in names}, results

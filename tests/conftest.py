@@ -1,18 +1,8 @@
 """Shared fixtures: small real data (MovieLens-100K from $AEREC_DATA_HOME)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pandas as pd
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def pytest_configure(config):
-    if not os.environ.get("AEREC_DATA_HOME") and (REPO.parent / "shared" / "data").is_dir():
-        os.environ["AEREC_DATA_HOME"] = str(REPO.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
