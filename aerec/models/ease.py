@@ -56,4 +56,4 @@ def ease_weights(X: sp.csr_matrix, l2: float, max_memory: int | None = None) -> 
     P = scipy.linalg.cho_solve(scipy.linalg.cho_factor(gram, overwrite_a=True), np.eye(n_items), overwrite_b=True)
     B = P / (-np.diag(P))
     B[np.diag_indices_from(B)] = 0.0
-    return B.astype(np.float32)
+    return np.ascontiguousarray(B, dtype=np.float32)  # the solve returns Fortran order; rows are read per user

@@ -184,8 +184,7 @@ class Recommender(BaseEstimator):
             stop = min(start + self._score_batch, valid.inputs.shape[0])
             rows = valid.inputs[start:stop]
             uidx = valid.user_index[start:stop] if valid.user_index is not None else None
-            scores = self._masked_scores(rows, uidx, exclude_seen=True, candidates=None)
-            idx, _ = top_k(scores, k)
+            idx, _ = self._top_items(rows, uidx, k, exclude_seen=True, candidates=None)
             truth = valid.held_out[start:stop]
             hits.append(np.asarray(truth[np.arange(stop - start)[:, None], idx].todense()) > 0)
             n_rel.append(np.diff(truth.indptr))
@@ -219,19 +218,22 @@ class Recommender(BaseEstimator):
             scores[r, c] = -np.inf
         return scores
 
+    def _top_items(self, rows, user_index, k: int, exclude_seen: bool, candidates) -> tuple[np.ndarray, np.ndarray]:
+        """Item indices and scores of the top ``k`` per row (one batch); ``-inf`` marks missing places."""
+        return top_k(self._masked_scores(rows, user_index, exclude_seen, candidates), k)
+
     def _rank(self, rows, user_index, user_ids, k, exclude_seen, candidates) -> pd.DataFrame:
         parts = []
         for start in range(0, rows.shape[0], self._score_batch):
             stop = min(start + self._score_batch, rows.shape[0])
             uidx = user_index[start:stop] if user_index is not None else None
-            scores = self._masked_scores(rows[start:stop], uidx, exclude_seen, candidates)
-            idx, vals = top_k(scores, k)
+            idx, vals = self._top_items(rows[start:stop], uidx, k, exclude_seen, candidates)
             keep = np.isfinite(vals)
             parts.append(pd.DataFrame({
                 "user": np.repeat(user_ids[start:stop], k)[keep.ravel()],
                 "item": self.items_.ids_of(idx[keep]),
-                "score": vals[keep],
-                "rank": np.broadcast_to(np.arange(1, k + 1), idx.shape)[keep],
+                "score": vals[keep].astype(np.float32),
+                "rank": np.broadcast_to(np.arange(1, k + 1, dtype=np.int64), idx.shape)[keep],
             }))
         return _frame(parts, ["user", "item", "score", "rank"])
 
@@ -335,8 +337,8 @@ class Recommender(BaseEstimator):
             parts.append(pd.DataFrame({
                 "item": np.repeat(self.items_.ids_of(chunk), k),
                 "similar_item": self.items_.ids_of(idx.ravel()),
-                "score": vals.ravel(),
-                "rank": np.tile(np.arange(1, k + 1), len(chunk)),
+                "score": vals.ravel().astype(np.float32),
+                "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), len(chunk)),
             }))
         return _frame(parts, ["item", "similar_item", "score", "rank"])
 
@@ -409,7 +411,4 @@ def _as_list(values) -> list:
 def _frame(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame({c: [] for c in columns})
-    out = pd.concat(parts, ignore_index=True)
-    out["rank"] = out["rank"].astype(np.int64)
-    out["score"] = out["score"].astype(np.float32)
-    return out
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

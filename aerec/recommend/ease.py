@@ -67,4 +67,4 @@ class EASE(Recommender):
         return {"B": self.B_}
 
     def _set_state(self, state):
-        self.B_ = state["B"]
+        self.B_ = np.ascontiguousarray(state["B"])
