@@ -9,6 +9,7 @@ the previous bundle as it was.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -41,7 +42,8 @@ def save(estimator, path) -> Path:
     if target.exists() and not (target / "meta.json").is_file() and (target.is_file() or any(target.iterdir())):
         raise BundleError(f"{target} exists and is not an aerec bundle; refusing to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.saving-"))
+    _remove_abandoned(target)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.saving-{os.getpid()}-"))
     try:
         extra = estimator._save_to(tmp)
         files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir()) if p.is_file()}
@@ -67,6 +69,24 @@ def save(estimator, path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Delete temporary directories left beside ``target`` by saves whose process died (killed mid-save)."""
+    for leftover in target.parent.glob(f".{target.name}.saving-*"):
+        pid = leftover.name[len(f".{target.name}.saving-"):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _json_default(value):
@@ -102,6 +122,20 @@ def read_meta(path) -> dict:
     return meta
 
 
+def _check_versions(saved: dict, path) -> None:
+    """Warn when a library that reads the bundle's files differs in major.minor from the one that wrote them."""
+    import warnings
+
+    from .exceptions import BundleVersionWarning
+
+    now = _versions()
+    differ = [f"{pkg} {saved[pkg]} -> {now[pkg]}" for pkg in ("keras", "tensorflow", "faiss-cpu", "numpy")
+              if pkg in saved and pkg in now and saved[pkg].split(".")[:2] != now[pkg].split(".")[:2]]
+    if differ:
+        warnings.warn(f"{path} was saved with other library versions ({'; '.join(differ)}); "
+                      f"check its outputs before serving it", BundleVersionWarning, stacklevel=3)
+
+
 def load(path):
     """Load the estimator saved in the bundle directory ``path``, whichever class it is.
 
@@ -117,6 +151,7 @@ def load(path):
     True
     """
     meta = read_meta(path)
+    _check_versions(meta.get("versions", {}), path)
     try:
         cls = registered(meta["class"])
     except KeyError as exc:

@@ -58,6 +58,177 @@ def quickstart(
         _fail(str(exc))
 
 
+def _parse_params(params: list[str]) -> dict:
+    """``["l2=300", "hidden=[600,200]"]`` -> ``{"l2": 300, "hidden": [600, 200]}`` (JSON values, else strings)."""
+    import json
+
+    out = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail(f"--param wants NAME=VALUE, got {item!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
+def _ids(values: str):
+    """Comma-separated ids; numbers become ints so they match integer ids."""
+    out = []
+    for v in values.split(","):
+        v = v.strip()
+        if v:
+            out.append(int(v) if v.lstrip("-").isdigit() else v)
+    return out
+
+
+def _emit(frame, output: Path | None) -> None:
+    if output is None:
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif output.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(output, index=False)
+    else:
+        frame.to_csv(output, index=False, sep="\t" if output.suffix.lower() == ".tsv" else ",")
+
+
+def _errors(func):
+    """Run a command body, turning aerec's and the OS's errors into one line and exit code 1."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from .exceptions import AerecError
+
+        try:
+            return func(*args, **kwargs)
+        except (AerecError, FileNotFoundError, OSError, ValueError, KeyError, TypeError) as exc:
+            _fail(str(exc).strip("'\""))
+
+    return wrapper
+
+
+@app.command()
+@_errors
+def fit(
+    data: Path = typer.Argument(..., help="Interactions: a CSV, TSV or Parquet file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
+    model: str = typer.Option("EASE", help="Estimator class, e.g. EASE, Popularity."),
+    user: str = typer.Option("user", help="User id column."),
+    item: str = typer.Option("item", help="Item id column."),
+    rating: str = typer.Option(None, help="Rating column (optional)."),
+    threshold: float = typer.Option(None, help="Keep rows with rating >= threshold as positives."),
+    valid: Path = typer.Option(None, help="Held-out interactions of the same users, for early stopping."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter NAME=VALUE (repeatable)."),
+):
+    """Fit a recommender on a file of interactions and save it as a bundle."""
+    from .base import registered
+    from .data import read_table
+
+    classes = {name.lower(): name for name in _registered_names()}
+    if model.lower() not in classes:
+        _fail(f"unknown model {model!r}; choose one of {sorted(classes.values())}")
+    estimator = registered(classes[model.lower()])(**_parse_params(param))
+    frame = read_table(data)
+    estimator.fit(frame, valid=read_table(valid) if valid else None, user=user, item=item, rating=rating,
+                  threshold=threshold)
+    estimator.save(out)
+    typer.echo(f"fitted {estimator!r} on {len(estimator.users_)} users x {len(estimator.items_)} items "
+               f"in {estimator.fit_seconds_:.2f} s; saved to {out}")
+
+
+def _registered_names() -> list[str]:
+    from .base import _REGISTRY
+    from .recommend import Recommender
+
+    return [name for name, cls in _REGISTRY.items() if issubclass(cls, Recommender)]
+
+
+@app.command()
+@_errors
+def recommend(
+    bundle: Path = typer.Argument(..., help="A saved recommender bundle."),
+    users: str = typer.Option(None, help="Comma-separated user ids."),
+    history: Path = typer.Option(None, help="Or: a file of (user, item) rows of new users to fold in."),
+    k: int = typer.Option(10, min=1),
+    output: Path = typer.Option(None, "--output", "-o", help="Write CSV/TSV/Parquet here instead of stdout."),
+):
+    """Top-k recommendations for known users (--users) or for new users' histories (--history)."""
+    import aerec
+    from .data import read_table
+
+    if (users is None) == (history is None):
+        _fail("give exactly one of --users and --history")
+    model = aerec.load(bundle)
+    recs = model.recommend(_ids(users), k=k) if users else model.recommend_for_history(read_table(history), k=k)
+    _emit(recs, output)
+
+
+@app.command("similar-items")
+@_errors
+def similar_items(
+    bundle: Path = typer.Argument(..., help="A saved recommender bundle."),
+    items: str = typer.Option(..., help="Comma-separated item ids."),
+    k: int = typer.Option(10, min=1),
+    output: Path = typer.Option(None, "--output", "-o"),
+):
+    """The k items most similar to each given item."""
+    import aerec
+
+    _emit(aerec.load(bundle).similar_items(_ids(items), k=k), output)
+
+
+@app.command()
+@_errors
+def evaluate(
+    bundle: Path = typer.Argument(..., help="A saved recommender bundle."),
+    test: Path = typer.Option(..., help="Held-out (user, item) rows to find."),
+    exclude: Path = typer.Option(None, help="Extra (user, item) rows to leave out of the ranking (e.g. validation)."),
+    fold_in: Path = typer.Option(None, help="For users unseen in training: their fold-in rows (strong generalisation)."),
+):
+    """Ranking metrics (Recall@20/50, NDCG@10/100, HR@10) of a bundle on held-out interactions."""
+    import aerec
+    from .data import read_table
+    from .evaluate import evaluate_strong, evaluate_weak
+
+    model = aerec.load(bundle)
+    truth = read_table(test)
+    if fold_in is not None:
+        per_user = evaluate_strong(model, read_table(fold_in), truth)
+    else:
+        per_user = evaluate_weak(model, truth, exclude=read_table(exclude) if exclude else None)
+    typer.echo(f"{len(per_user)} users\n" + per_user.mean().round(4).to_frame(type(model).__name__).T.to_string())
+
+
+@app.command()
+def serve(
+    bundle: Path = typer.Argument(..., help="A saved recommender bundle."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback unless told otherwise)."),
+    port: int = typer.Option(8000),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
+    api_key: str = typer.Option(None, envvar="AEREC_API_KEY", help="Require this X-API-Key header."),
+):
+    """Serve a bundle over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        _fail("serving needs the 'serve' extra: pip install 'aerec[serve]'")
+    from .bundle import read_meta
+
+    try:
+        read_meta(bundle)  # fail now, in one line, rather than in every worker
+    except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+        _fail(str(exc))
+    os.environ["AEREC_BUNDLE"] = str(bundle.resolve())
+    if api_key:
+        os.environ["AEREC_API_KEY"] = api_key
+    uvicorn.run("aerec.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
+
+
 @app.command()
 def version():
     """Print the versions of aerec and of the libraries it runs on."""

@@ -19,6 +19,7 @@ __all__ = [
     "DuplicatesMergedWarning",
     "UnknownIdsWarning",
     "DroppedRowsWarning",
+    "BundleVersionWarning",
 ]
 
 
@@ -89,3 +90,7 @@ class UnknownIdsWarning(AerecWarning):
 
 class DroppedRowsWarning(AerecWarning):
     """Rows were left out of the data; the message counts them and says why."""
+
+
+class BundleVersionWarning(AerecWarning):
+    """A bundle was written with other major.minor versions of the libraries that read it."""

@@ -71,3 +71,55 @@ def test_not_a_bundle_and_unknown_class(tmp_path, model):
     (tmp_path / "b" / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="no aerec estimator is called 'os.system'"):
         aerec.load(tmp_path / "b")
+
+
+KILL_SCRIPT = """
+import sys, time, pathlib
+import pandas as pd
+import aerec
+model = aerec.EASE(l2=5.0).fit(pd.DataFrame({"user": [1, 2, 3], "item": [1, 2, 3]}))
+original = model._get_state
+def slow_state():
+    pathlib.Path(sys.argv[2]).write_text("saving")   # tell the parent we are midway
+    time.sleep(60)
+    return original()
+model._get_state = slow_state
+model.save(sys.argv[1])
+"""
+
+
+def test_a_save_killed_midway_leaves_the_old_bundle(tmp_path, model):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target, marker = tmp_path / "b", tmp_path / "marker"
+    model.save(target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(target), str(marker)], env=os.environ.copy())
+    deadline = time.time() + 120
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), "the saving process never got midway"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert aerec.load(target).get_params()["l2"] == 30.0
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".b.saving-")]
+    assert len(leftovers) == 1  # the killed save's partial directory, never the bundle itself
+    model.save(target)  # the next save clears what the dead process left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "marker"]
+
+
+def test_other_library_versions_warn(tmp_path, model):
+    from aerec.exceptions import BundleVersionWarning
+
+    model.save(tmp_path / "b")
+    meta_path = tmp_path / "b" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["versions"]["numpy"] = "1.0.0"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(BundleVersionWarning, match=r"numpy 1\.0\.0 -> "):
+        aerec.load(tmp_path / "b")
