@@ -12,3 +12,4 @@ def pytest_configure(config):
     elif (REPO.parent / "shared" / "data").is_dir():
         os.environ["AEREC_DATA_HOME"] = str(REPO.parent / "shared" / "data")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("MPLBACKEND", "Agg")

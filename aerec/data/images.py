@@ -1,0 +1,225 @@
+"""Images from arrays or folders: checked, resized, and streamed in batches.
+
+A folder is scanned once (recursively, PNG and JPEG): each file's header is read with Pillow,
+unreadable or corrupt files are named and skipped (or raise, with ``on_error="raise"``), and the
+pixels are then streamed batch by batch, so a folder never has to fit in memory.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..exceptions import DataValidationError, DroppedRowsWarning
+
+__all__ = ["ImageSource", "image_source", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class ImageSource:
+    """Images to read: an in-memory array, or files of a folder.
+
+    Attributes
+    ----------
+    ids : list
+        One id per image (relative paths for a folder, positions or the given ids for an array).
+    shape : (height, width, channels)
+        The shape every image is delivered in (after resizing and channel conversion).
+    skipped : list of (path, reason)
+        Folder files left out.
+    """
+
+    ids: list
+    shape: tuple[int, int, int]
+    array: np.ndarray | None = None
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batches(self, batch_size: int = 256, indices=None) -> Iterator[np.ndarray]:
+        """Float32 batches in [0, 1] of shape (b, H, W, C), in order (optionally of ``indices`` only)."""
+        order = np.arange(len(self)) if indices is None else np.asarray(indices)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            if self.array is not None:
+                yield _to_float(self.array[chunk], self.shape)
+            else:
+                yield np.stack([_read_file(self.paths[i], self.shape) for i in chunk])
+
+    def dataset(self, batch_size: int, indices=None, shuffle_seed: int | None = None):
+        """A ``tf.data.Dataset`` of ``(x, x)`` float batches streaming the images (a folder is read lazily)."""
+        import tensorflow as tf
+
+        order = np.arange(len(self)) if indices is None else np.asarray(indices)
+        h, w, c = self.shape
+        if self.array is not None:
+            images = self.array[order]
+            ds = tf.data.Dataset.from_tensor_slices(images)
+            if shuffle_seed is not None:
+                ds = ds.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
+            shape = self.shape
+            scale = 255.0 if images.dtype == np.uint8 else 1.0
+
+            def prepare(x):
+                x = tf.cast(x, tf.float32) / scale
+                return tf.reshape(x, shape)
+
+            ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            paths = [str(self.paths[i]) for i in order]
+            ds = tf.data.Dataset.from_tensor_slices(paths)
+            if shuffle_seed is not None:
+                ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+            shape = self.shape
+
+            def load(path):
+                x = tf.numpy_function(lambda p: _read_file(Path(p.decode()), shape), [path], tf.float32)
+                x.set_shape((h, w, c))
+                return x
+
+            ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size).map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
+
+
+def image_source(images, ids=None, image_size=None, channels: int | None = None,
+                 on_error: str = "skip") -> ImageSource:
+    """Check images given as an array (N, H, W[, C]) or a folder path, and describe how to read them.
+
+    Parameters
+    ----------
+    images : array or path
+    ids : list, optional
+        One id per image; default positions (array) or paths relative to the folder.
+    image_size : (height, width), optional
+        Resize to this; default: the array's size, or the most common size in the folder.
+    channels : {1, 3}, optional
+        Convert to this many channels; default: the data's own (a folder mixing grayscale and
+        colour images is an error unless ``channels`` is given).
+    on_error : {"skip", "raise"}
+        What to do with unreadable files in a folder: skip them with a
+        :class:`~aerec.exceptions.DroppedRowsWarning` that counts and names them, or raise.
+    """
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    if isinstance(images, (str, Path)):
+        return _folder_source(Path(images), ids, image_size, channels, on_error)
+    return _array_source(images, ids, image_size, channels)
+
+
+def _array_source(images, ids, image_size, channels) -> ImageSource:
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3):
+        raise DataValidationError(
+            f"images must be an array of shape (N, H, W) or (N, H, W, C) with C = 1 or 3, got shape {array.shape}")
+    if len(array) == 0:
+        raise DataValidationError("images is empty: there is nothing to learn from")
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataValidationError(f"images must be numeric, got dtype {array.dtype}")
+    if array.dtype != np.uint8:
+        bad = ~np.isfinite(array).reshape(len(array), -1).all(axis=1)
+        if bad.any():
+            raise DataValidationError(f"images {np.flatnonzero(bad)[:10].tolist()} contain NaN or inf")
+        if array.min() < 0 or array.max() > 1:
+            raise DataValidationError(
+                f"float images must be in [0, 1] (got values from {array.min():.3g} to {array.max():.3g}); "
+                f"pass uint8 images in [0, 255] or scale them")
+    h, w = image_size or array.shape[1:3]
+    c = channels or array.shape[-1]
+    if (h, w) != array.shape[1:3] or c != array.shape[-1]:
+        array = _resize_array(array, (h, w), c)
+    ids = list(range(len(array))) if ids is None else _check_ids(ids, len(array))
+    return ImageSource(ids=ids, shape=(int(h), int(w), int(c)), array=array)
+
+
+def _check_ids(ids, n: int) -> list:
+    ids = list(ids)
+    if len(ids) != n:
+        raise DataValidationError(f"got {len(ids)} ids for {n} images")
+    return ids
+
+
+def _folder_source(folder: Path, ids, image_size, channels, on_error) -> ImageSource:
+    from PIL import Image, UnidentifiedImageError
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    good, modes, sizes, skipped = [], [], [], []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            with Image.open(path) as img:  # verify() leaves the file unusable; reopen to read the header
+                modes.append(img.mode)
+                sizes.append(img.size[::-1])
+            good.append(path)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if on_error == "raise":
+                raise DataValidationError(f"{path}: cannot read it as an image ({reason})") from exc
+            skipped.append((str(path), reason))
+    if skipped:
+        named = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
+        warnings.warn(f"{folder}: skipped {len(skipped)} of {len(files)} image file(s) that could not be read: "
+                      f"{named}{' ...' if len(skipped) > 5 else ''}", DroppedRowsWarning, stacklevel=3)
+    if not good:
+        raise DataValidationError(f"{folder}: no readable PNG or JPEG image in it (looked at {len(files)} file(s), "
+                                  f"recursively)")
+    grey = [p for p, m in zip(good, modes) if m in ("L", "1", "I", "I;16", "F", "LA")]
+    colour = [p for p, m in zip(good, modes) if p not in set(grey)]
+    if channels is None:
+        if grey and colour:
+            raise DataValidationError(
+                f"{folder} mixes grayscale ({len(grey)}, e.g. {grey[0].name}) and colour ({len(colour)}, "
+                f"e.g. {colour[0].name}) images; pass channels=1 or channels=3 to convert them")
+        channels = 1 if grey else 3
+    if image_size is None:
+        values, counts = np.unique(np.array(sizes), axis=0, return_counts=True)
+        image_size = tuple(int(v) for v in values[np.argmax(counts)])
+    ids = [str(p.relative_to(folder)) for p in good] if ids is None else _check_ids(ids, len(good))
+    return ImageSource(ids=ids, shape=(int(image_size[0]), int(image_size[1]), int(channels)), paths=good,
+                       skipped=skipped)
+
+
+def _read_file(path: Path, shape) -> np.ndarray:
+    from PIL import Image
+
+    h, w, c = shape
+    with Image.open(path) as img:
+        img = img.convert("L" if c == 1 else "RGB")
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.BILINEAR)
+        x = np.asarray(img, dtype=np.float32) / 255.0
+    return x.reshape(h, w, c)
+
+
+def _to_float(batch: np.ndarray, shape) -> np.ndarray:
+    x = batch.astype(np.float32)
+    if batch.dtype == np.uint8:
+        x /= 255.0
+    return x.reshape((len(batch),) + tuple(shape))
+
+
+def _resize_array(array: np.ndarray, size, channels: int) -> np.ndarray:
+    from PIL import Image
+
+    out = np.empty((len(array), size[0], size[1], channels), dtype=np.uint8 if array.dtype == np.uint8 else np.float32)
+    for n, image in enumerate(array):
+        mode_in = image[..., 0] if image.shape[-1] == 1 else image
+        if array.dtype != np.uint8:
+            mode_in = (mode_in * 255).round().astype(np.uint8)
+        img = Image.fromarray(mode_in).convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
+        x = np.asarray(img).reshape(size[0], size[1], channels)
+        out[n] = x if array.dtype == np.uint8 else x / 255.0
+    return out

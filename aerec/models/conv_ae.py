@@ -1,0 +1,98 @@
+"""A convolutional autoencoder for images; with ``noise`` it is the denoising variant."""
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+__all__ = ["ConvAutoencoder", "conv_encoder", "conv_decoder"]
+
+_NOISES = (None, "gaussian", "masking", "salt_pepper")
+
+
+def conv_encoder(image_shape, filters, out_dim: int, name: str) -> keras.Sequential:
+    """Strided 3x3 convolutions (each halves the size), then a dense layer of ``out_dim`` units."""
+    stack = [keras.Input(shape=tuple(image_shape))]
+    for n, f in enumerate(filters):
+        stack.append(layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv{n}"))
+    stack += [layers.Flatten(), layers.Dense(out_dim, name="code")]
+    return keras.Sequential(stack, name=name)
+
+
+def conv_decoder(image_shape, filters, code_dim: int, name: str) -> keras.Sequential:
+    """The mirror of :func:`conv_encoder`, ending in a sigmoid so pixels are in [0, 1]."""
+    h, w, c = image_shape
+    scale = 2 ** len(filters)
+    stack = [keras.Input(shape=(code_dim,)),
+             layers.Dense((h // scale) * (w // scale) * filters[-1], activation="relu", name="expand"),
+             layers.Reshape((h // scale, w // scale, filters[-1]))]
+    for n, f in enumerate(reversed(filters)):
+        stack.append(layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name=f"deconv{n}"))
+    stack.append(layers.Conv2D(c, 3, padding="same", activation="sigmoid", name="pixels"))
+    return keras.Sequential(stack, name=name)
+
+
+def check_image_shape(image_shape, filters) -> tuple[int, int, int]:
+    h, w, c = (int(v) for v in image_shape)
+    scale = 2 ** len(filters)
+    if h % scale or w % scale:
+        raise ValueError(f"image height and width must be multiples of {scale} for {len(filters)} strided "
+                         f"convolutions, got {h} x {w}")
+    return h, w, c
+
+
+@keras.saving.register_keras_serializable(package="aerec")
+class ConvAutoencoder(keras.Model):
+    """Convolutional autoencoder: image -> code (``code_dim``) -> image.
+
+    Parameters
+    ----------
+    image_shape : (height, width, channels)
+        Height and width must be multiples of ``2 ** len(filters)``.
+    code_dim : int
+    filters : tuple of int
+        Filters of the strided convolutions of the encoder (mirrored in the decoder).
+    noise : {None, "gaussian", "masking", "salt_pepper"}
+        Corruption applied to the input during training only: the denoising autoencoder.
+    noise_level : float
+        Standard deviation (gaussian) or share of pixels corrupted (masking, salt_pepper).
+    seed : int
+    """
+
+    def __init__(self, image_shape, code_dim: int = 32, filters=(32, 64), noise=None, noise_level: float = 0.0,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if noise not in _NOISES:
+            raise ValueError(f"noise must be one of {_NOISES}, got {noise!r}")
+        self.image_shape = check_image_shape(image_shape, filters)
+        self.code_dim = int(code_dim)
+        self.filters = tuple(int(f) for f in filters)
+        self.noise = noise
+        self.noise_level = float(noise_level)
+        self.seed = int(seed)
+        self.encoder = conv_encoder(self.image_shape, self.filters, self.code_dim, "encoder")
+        self.decoder = conv_decoder(self.image_shape, self.filters, self.code_dim, "decoder")
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    def corrupt(self, x):
+        """The training-time corruption of a batch (identity without noise)."""
+        if self.noise is None or self.noise_level <= 0:
+            return x
+        if self.noise == "gaussian":
+            return ops.clip(x + keras.random.normal(ops.shape(x), stddev=self.noise_level, seed=self.seed_generator), 0, 1)
+        u = keras.random.uniform(ops.shape(x), seed=self.seed_generator)
+        if self.noise == "masking":
+            return ops.where(u < self.noise_level, ops.zeros_like(x), x)
+        salt = keras.random.uniform(ops.shape(x), seed=self.seed_generator) < 0.5
+        return ops.where(u < self.noise_level, ops.cast(salt, x.dtype), x)
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def call(self, x, training=False):
+        if training:
+            x = self.corrupt(x)
+        return self.decoder(self.encoder(x, training=training), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "image_shape": list(self.image_shape), "code_dim": self.code_dim,
+                "filters": list(self.filters), "noise": self.noise, "noise_level": self.noise_level, "seed": self.seed}

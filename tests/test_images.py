@@ -1,0 +1,155 @@
+"""Image search: array and folder input, the three conv autoencoders, save/load, bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import aerec
+from aerec.data.images import image_source
+from aerec.exceptions import DataValidationError, DroppedRowsWarning
+from aerec.images import ImageSearch
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """400 real MNIST digits of 0 and 1 (two very different shapes), 28 x 28 uint8."""
+    data = aerec.datasets.mnist()
+    keep = np.flatnonzero(np.isin(data.labels, [0, 1]))[:400]
+    return data.images[keep], data.labels[keep]
+
+
+def small(model="conv-dae", **kw):
+    return ImageSearch(model=model, code_dim=8, filters=(8, 16), epochs=kw.pop("epochs", 4), batch_size=64,
+                       verbose=0, **kw)
+
+
+@pytest.fixture(scope="module", params=["conv-ae", "conv-dae", "conv-vae"])
+def fitted(request, digits):
+    return small(request.param).fit(digits[0])
+
+
+def test_codes_separate_two_digits(fitted, digits):
+    images, labels = digits
+    hits = fitted.similar(list(range(50)), k=5)
+    precision = (labels[hits["id"].to_numpy()] == np.repeat(labels[:50], 5)).mean()
+    assert precision > 0.9, precision  # 0s and 1s are easy; an untrained net is near 0.5
+
+
+def test_search_frames_and_ids(fitted, digits):
+    images, _ = digits
+    out = fitted.search(images[:3], k=4)
+    assert list(out.columns) == ["query", "id", "score", "rank"]
+    assert out["query"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert out.groupby("query")["id"].first().tolist() == [0, 1, 2]  # an indexed image finds itself first
+    codes = fitted.codes(images[:5], ids=list("abcde"))
+    assert codes.index.tolist() == list("abcde") and codes.shape == (5, 8)
+
+
+def test_save_load_same_codes_and_results(tmp_path, fitted, digits):
+    images, _ = digits
+    fitted.save(tmp_path / "b")
+    same = aerec.load(tmp_path / "b")
+    np.testing.assert_array_equal(same.codes(images[:20]).to_numpy(), fitted.codes(images[:20]).to_numpy())
+    pd.testing.assert_frame_equal(same.search(images[:5], k=3), fitted.search(images[:5], k=3))
+    assert same.get_params() == fitted.get_params()
+
+
+def test_add_without_retraining(digits):
+    images, _ = digits
+    search = small("conv-ae", epochs=1).fit(images[:300])
+    search.add(images[300:310], ids=[f"new{i}" for i in range(10)])
+    assert len(search.index_) == 310
+    assert search.search(images[305:306], k=1)["id"].tolist() == ["new5"]
+
+
+def test_same_seed_same_codes(digits):
+    images, _ = digits
+    a = small("conv-dae", epochs=1).fit(images[:200]).codes(images[:10])
+    b = small("conv-dae", epochs=1).fit(images[:200]).codes(images[:10])
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_denoising_noise_only_in_training(digits):
+    from aerec.models.conv_ae import ConvAutoencoder
+
+    x = digits[0][:8, :, :, None].astype("float32") / 255
+    net = ConvAutoencoder((28, 28, 1), 4, (8,), noise="masking", noise_level=0.5)
+    corrupted = np.asarray(net.corrupt(x))
+    assert 0.3 < (corrupted[x > 0] == 0).mean() < 0.7
+    np.testing.assert_array_equal(np.asarray(net(x, training=False)), np.asarray(net(x, training=False)))
+
+
+def test_vae_adds_its_kl_term(digits):
+    from aerec.models.conv_vae import ConvVAE
+
+    x = digits[0][:8, :, :, None].astype("float32") / 255
+    net = ConvVAE((28, 28, 1), 4, (8,), beta=1.0)
+    net(x, training=True)
+    assert len(net.losses) == 1 and float(net.losses[0]) > 0
+
+
+def write_folder(root, digits, n=40, mode="L"):
+    images, _ = digits
+    for i in range(n):
+        sub = root / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i]).convert(mode).save(sub / f"img{i:03d}.png")
+
+
+def test_folder_streams_and_names_corrupt_files(tmp_path, digits):
+    write_folder(tmp_path / "imgs", digits)
+    (tmp_path / "imgs" / "a" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image, not looked at")
+    with pytest.warns(DroppedRowsWarning, match=r"skipped 1 of 41 image file\(s\).*broken\.png"):
+        search = small("conv-ae", epochs=1).fit(tmp_path / "imgs")
+    assert len(search.index_) == 40 and search.skipped_[0][0].endswith("broken.png")
+    assert "a/img001.png" in set(search.similar(["a/img001.png"], k=39)["query"])
+    with pytest.raises(DataValidationError, match=r"broken\.png: cannot read it as an image"):
+        small("conv-ae", epochs=1).fit(tmp_path / "imgs", on_error="raise")
+
+
+def test_folder_resizes_any_size(tmp_path, digits):
+    images, _ = digits
+    for i in range(12):
+        Image.fromarray(images[i]).resize((30 + i % 3, 30)).save(tmp_path / f"{i}.png")
+    source = image_source(tmp_path)
+    assert source.shape == (30, 30, 1)
+    batch = next(source.batches(12))
+    assert batch.shape == (12, 30, 30, 1) and 0 <= batch.min() and batch.max() <= 1
+
+
+def test_empty_folder_and_mixed_channels(tmp_path, digits):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataValidationError, match="no readable PNG or JPEG image"):
+        image_source(tmp_path / "empty")
+    write_folder(tmp_path / "mixed", digits, n=4)
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "mixed" / "colour.png")
+    with pytest.raises(DataValidationError, match=r"mixes grayscale \(4.*\) and colour \(1, e\.g\. colour\.png\)"):
+        image_source(tmp_path / "mixed")
+    assert image_source(tmp_path / "mixed", channels=3).shape == (28, 28, 3)
+
+
+def test_bad_arrays_and_queries(fitted):
+    with pytest.raises(DataValidationError, match=r"shape \(N, H, W\) or \(N, H, W, C\).*got shape \(3, 28, 28, 2\)"):
+        image_source(np.zeros((3, 28, 28, 2)))
+    with pytest.raises(DataValidationError, match=r"images \[1\] contain NaN"):
+        image_source(np.stack([np.zeros((4, 4)), np.full((4, 4), np.nan)]))
+    with pytest.raises(DataValidationError, match=r"must be in \[0, 1\]"):
+        image_source(np.full((2, 4, 4), 7.0))
+    with pytest.raises(DataValidationError, match=r"query images have shape \(2, 28, 28, 3\); expected .*1 channel"):
+        fitted.search(np.zeros((2, 28, 28, 3), np.uint8), k=1)
+    with pytest.raises(ValueError, match="model must be one of"):
+        ImageSearch(model="resnet").fit(np.zeros((4, 8, 8), np.uint8))
+
+
+def test_plots_draw(fitted, digits):
+    from aerec import plots
+
+    images, labels = digits
+    figs = [plots.reconstructions(images[:6], fitted.reconstruct(images[:6])),
+            plots.query_results(images, fitted.search(images[:3], k=4), lambda i: images[i], labels=lambda i: labels[i]),
+            plots.code_map(fitted.codes(images[:100]).to_numpy(), labels[:100]),
+            plots.training_curves(fitted.history_)]
+    for fig in figs:
+        assert fig.axes
+    assert len(figs[1].axes) == 3 * 5
