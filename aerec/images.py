@@ -33,6 +33,8 @@ class ImageSearch(BaseEstimator):
         Convert images to grayscale (1) or RGB (3); by default the data's own.
     filters : tuple of int, default (32, 64)
         Filters of the encoder's strided convolutions.
+    dense : tuple of int, default ()
+        Dense ReLU layers between the convolutions and the code.
     noise, noise_level : str, float
         Corruption of the denoising autoencoder ("gaussian", "masking", "salt_pepper").
     beta : float
@@ -69,7 +71,7 @@ class ImageSearch(BaseEstimator):
     """
 
     def __init__(self, model: str = "conv-dae", code_dim: int = 32, image_size=None, channels=None,
-                 filters=(32, 64), noise: str = "gaussian", noise_level: float = 0.3, beta: float = 1.0,
+                 filters=(32, 64), dense=(), noise: str = "gaussian", noise_level: float = 0.3, beta: float = 1.0,
                  epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3,
                  validation_split: float = 0.1, patience: int = 3, metric: str = "cosine",
                  index_kind: str = "auto", seed: int = 0, verbose="auto"):
@@ -78,6 +80,7 @@ class ImageSearch(BaseEstimator):
         self.image_size = image_size
         self.channels = channels
         self.filters = filters
+        self.dense = dense
         self.noise = noise
         self.noise_level = noise_level
         self.beta = beta
@@ -123,11 +126,11 @@ class ImageSearch(BaseEstimator):
 
         keras.utils.set_random_seed(self.seed)
         if self.model == "conv-vae":
-            net = ConvVAE(image_shape, self.code_dim, self.filters, beta=self.beta, seed=self.seed)
+            net = ConvVAE(image_shape, self.code_dim, self.filters, beta=self.beta, seed=self.seed, dense=self.dense)
         else:
             noise = self.noise if self.model == "conv-dae" else None
             net = ConvAutoencoder(image_shape, self.code_dim, self.filters, noise=noise,
-                                  noise_level=self.noise_level if noise else 0.0, seed=self.seed)
+                                  noise_level=self.noise_level if noise else 0.0, seed=self.seed, dense=self.dense)
         net.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="binary_crossentropy")
         return net
 
@@ -248,7 +251,7 @@ class ImageSearch(BaseEstimator):
 
         directory = Path(directory)
         params = dict(meta["params"])
-        for key in ("filters", "image_size"):
+        for key in ("filters", "dense", "image_size"):
             if isinstance(params.get(key), list):
                 params[key] = tuple(params[key])
         search = cls(**params)

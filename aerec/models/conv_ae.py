@@ -6,24 +6,27 @@ from keras import layers, ops
 
 __all__ = ["ConvAutoencoder", "conv_encoder", "conv_decoder"]
 
-_NOISES = (None, "gaussian", "masking", "salt_pepper")
+_NOISES = (None, "gaussian", "masking", "salt_pepper", "shift")
 
 
-def conv_encoder(image_shape, filters, out_dim: int, name: str) -> keras.Sequential:
-    """Strided 3x3 convolutions (each halves the size), then a dense layer of ``out_dim`` units."""
+def conv_encoder(image_shape, filters, out_dim: int, name: str, dense=()) -> keras.Sequential:
+    """Strided 3x3 convolutions (each halves the size), optional dense ReLU layers, then ``out_dim`` linear units."""
     stack = [keras.Input(shape=tuple(image_shape))]
     for n, f in enumerate(filters):
         stack.append(layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"conv{n}"))
-    stack += [layers.Flatten(), layers.Dense(out_dim, name="code")]
+    stack.append(layers.Flatten())
+    stack += [layers.Dense(units, activation="relu", name=f"dense{n}") for n, units in enumerate(dense)]
+    stack.append(layers.Dense(out_dim, name="code"))
     return keras.Sequential(stack, name=name)
 
 
-def conv_decoder(image_shape, filters, code_dim: int, name: str) -> keras.Sequential:
+def conv_decoder(image_shape, filters, code_dim: int, name: str, dense=()) -> keras.Sequential:
     """The mirror of :func:`conv_encoder`, ending in a sigmoid so pixels are in [0, 1]."""
     h, w, c = image_shape
     scale = 2 ** len(filters)
-    stack = [keras.Input(shape=(code_dim,)),
-             layers.Dense((h // scale) * (w // scale) * filters[-1], activation="relu", name="expand"),
+    stack = [keras.Input(shape=(code_dim,))]
+    stack += [layers.Dense(units, activation="relu", name=f"dense{n}") for n, units in enumerate(reversed(dense))]
+    stack += [layers.Dense((h // scale) * (w // scale) * filters[-1], activation="relu", name="expand"),
              layers.Reshape((h // scale, w // scale, filters[-1]))]
     for n, f in enumerate(reversed(filters)):
         stack.append(layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name=f"deconv{n}"))
@@ -51,15 +54,20 @@ class ConvAutoencoder(keras.Model):
     code_dim : int
     filters : tuple of int
         Filters of the strided convolutions of the encoder (mirrored in the decoder).
-    noise : {None, "gaussian", "masking", "salt_pepper"}
-        Corruption applied to the input during training only: the denoising autoencoder.
+    dense : tuple of int
+        Units of dense ReLU layers between the convolutions and the code (mirrored in the decoder).
+    noise : {None, "gaussian", "masking", "salt_pepper", "shift"}
+        Corruption applied to the input during training only: the denoising autoencoder. "shift"
+        translates each image by up to ``noise_level`` of its size (the target stays unshifted),
+        which teaches codes that ignore small translations.
     noise_level : float
-        Standard deviation (gaussian) or share of pixels corrupted (masking, salt_pepper).
+        Standard deviation (gaussian), share of pixels corrupted (masking, salt_pepper), or largest
+        translation as a share of height and width (shift).
     seed : int
     """
 
     def __init__(self, image_shape, code_dim: int = 32, filters=(32, 64), noise=None, noise_level: float = 0.0,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, dense=(), **kwargs):
         super().__init__(**kwargs)
         if noise not in _NOISES:
             raise ValueError(f"noise must be one of {_NOISES}, got {noise!r}")
@@ -69,14 +77,19 @@ class ConvAutoencoder(keras.Model):
         self.noise = noise
         self.noise_level = float(noise_level)
         self.seed = int(seed)
-        self.encoder = conv_encoder(self.image_shape, self.filters, self.code_dim, "encoder")
-        self.decoder = conv_decoder(self.image_shape, self.filters, self.code_dim, "decoder")
+        self.dense = tuple(int(d) for d in dense)
+        self.encoder = conv_encoder(self.image_shape, self.filters, self.code_dim, "encoder", self.dense)
+        self.decoder = conv_decoder(self.image_shape, self.filters, self.code_dim, "decoder", self.dense)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.shifter = (layers.RandomTranslation(self.noise_level, self.noise_level, fill_mode="constant",
+                                                 seed=self.seed, name="shift") if noise == "shift" else None)
 
     def corrupt(self, x):
         """The training-time corruption of a batch (identity without noise)."""
         if self.noise is None or self.noise_level <= 0:
             return x
+        if self.noise == "shift":
+            return self.shifter(x, training=True)
         if self.noise == "gaussian":
             return ops.clip(x + keras.random.normal(ops.shape(x), stddev=self.noise_level, seed=self.seed_generator), 0, 1)
         u = keras.random.uniform(ops.shape(x), seed=self.seed_generator)
@@ -95,4 +108,5 @@ class ConvAutoencoder(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "image_shape": list(self.image_shape), "code_dim": self.code_dim,
-                "filters": list(self.filters), "noise": self.noise, "noise_level": self.noise_level, "seed": self.seed}
+                "filters": list(self.filters), "noise": self.noise, "noise_level": self.noise_level, "seed": self.seed,
+                "dense": list(self.dense)}

@@ -27,15 +27,17 @@ class ConvVAE(keras.Model):
     seed : int
     """
 
-    def __init__(self, image_shape, code_dim: int = 32, filters=(32, 64), beta: float = 1.0, seed: int = 0, **kwargs):
+    def __init__(self, image_shape, code_dim: int = 32, filters=(32, 64), beta: float = 1.0, seed: int = 0, dense=(),
+                 **kwargs):
         super().__init__(**kwargs)
         self.image_shape = check_image_shape(image_shape, filters)
         self.code_dim = int(code_dim)
         self.filters = tuple(int(f) for f in filters)
         self.beta = float(beta)
         self.seed = int(seed)
-        self.encoder = conv_encoder(self.image_shape, self.filters, 2 * self.code_dim, "encoder")
-        self.decoder = conv_decoder(self.image_shape, self.filters, self.code_dim, "decoder")
+        self.dense = tuple(int(d) for d in dense)
+        self.encoder = conv_encoder(self.image_shape, self.filters, 2 * self.code_dim, "encoder", self.dense)
+        self.decoder = conv_decoder(self.image_shape, self.filters, self.code_dim, "decoder", self.dense)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._pixels = float(self.image_shape[0] * self.image_shape[1] * self.image_shape[2])
 
@@ -57,4 +59,4 @@ class ConvVAE(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "image_shape": list(self.image_shape), "code_dim": self.code_dim,
-                "filters": list(self.filters), "beta": self.beta, "seed": self.seed}
+                "filters": list(self.filters), "beta": self.beta, "seed": self.seed, "dense": list(self.dense)}
