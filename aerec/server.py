@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .exceptions import AerecError, DataValidationError, UnknownIdError
-from .recommend.base import Recommender, top_k
+from .recommend.base import Recommender
 
 __all__ = ["create_app", "app_from_env"]
 
@@ -112,7 +112,8 @@ def _json_id(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_history: int = 10_000):
+def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_history: int = 10_000,
+               via: str = "index"):
     """A FastAPI app serving the bundle at ``bundle_path``.
 
     Parameters
@@ -123,6 +124,9 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         When set, every endpoint but ``/health`` wants it in the ``X-API-Key`` header (401 otherwise).
     max_k, max_history : int
         Limits on ``k`` and on the length of a fold-in history (422 beyond them).
+    via : {"index", "model"}
+        Answer from the bundle's FAISS index over item codes (exact unless the bundle was saved
+        with an approximate one), or score every item with the model.
     """
     from . import __version__
     from .bundle import load, read_meta
@@ -186,7 +190,7 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         check_k(body.k)
         u = _lookup(model.users_, body.user)
         rows = model.interactions_.matrix[[u]]
-        idx, vals = model._top_items(rows, np.array([u]), body.k, body.exclude_seen, None)
+        idx, vals = model._top_items(rows, np.array([u]), body.k, body.exclude_seen, None, via)
         return RecommendResponse(user=body.user, items=scored(idx[0], vals[0]))
 
     @app.post("/recommend/history", response_model=HistoryResponse, dependencies=[Depends(check_key)],
@@ -200,7 +204,7 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         ignored = [i for i, j in zip(body.items, index) if j < 0]
         cols = np.unique(index[index >= 0])
         row = sp.csr_matrix((np.ones(len(cols), np.float32), cols, [0, len(cols)]), shape=(1, n_items))
-        idx, vals = model._top_items(row, None, body.k, body.exclude_seen, None)
+        idx, vals = model._top_items(row, None, body.k, body.exclude_seen, None, via)
         return HistoryResponse(items=scored(idx[0], vals[0]), ignored=ignored)
 
     @app.post("/similar-items", response_model=SimilarResponse, dependencies=[Depends(check_key)], responses=errors)
@@ -210,9 +214,8 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         if body.k > n_items - 1:
             raise DataValidationError(f"k={body.k} is larger than the {n_items - 1} other items")
         i = _lookup(model.items_, body.item)
-        scores = np.asarray(model._similar_scores(np.array([i])), dtype=np.float32)
-        scores[0, i] = -np.inf
-        idx, vals = top_k(scores, body.k)
+        row = sp.csr_matrix((np.ones(1, np.float32), [i], [0, 1]), shape=(1, n_items))
+        idx, vals = model._top_items(row, None, body.k, True, None, via)
         return SimilarResponse(item=body.item, items=scored(idx[0], vals[0]))
 
     return app

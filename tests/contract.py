@@ -169,3 +169,41 @@ class RecommenderContract:
         pd.testing.assert_frame_equal(same.similar_items(items, k=5), fitted.similar_items(items, k=5))
         for path in (tmp_path / "bundle").iterdir():
             assert path.suffix in (".json", ".parquet", ".npz", ".keras", ".faiss"), path
+
+    # --- the FAISS index ---------------------------------------------------------------------
+    def test_exact_index_top_k_equals_model_top_k(self, data, fitted):
+        users = data["user"].unique()[:60]
+        by_model = fitted.recommend(users, k=20)
+        by_index = fitted.recommend(users, k=20, via="index")
+        assert fitted.index_.is_exact
+        _same_rankings(by_model, by_index, "user", "item")
+        history = data[data["user"].isin(users[:10])].assign(user=lambda d: "new-" + d["user"].astype(str))
+        _same_rankings(fitted.recommend_for_history(history, k=15),
+                       fitted.recommend_for_history(history, k=15, via="index"), "user", "item")
+        items = data["item"].unique()[:10]
+        _same_rankings(fitted.similar_items(items, k=10), fitted.similar_items(items, k=10, via="index"),
+                       "item", "similar_item")
+
+    def test_index_excludes_seen_and_still_returns_k(self, data, fitted):
+        user = data["user"].value_counts().index[0]  # the user with the most training items
+        recs = fitted.recommend([user], k=25, via="index")
+        seen = set(data.loc[data["user"] == user, "item"])
+        assert len(recs) == 25 and not seen & set(recs["item"])
+
+    def test_approximate_index_reports_its_recall(self, data, fitted):
+        approx = aerec.clone(fitted).fit(data).build_index("hnsw", recall_target=0.9)
+        assert not approx.index_.is_exact and approx.index_.measured_recall_ >= 0.9
+        assert len(approx.recommend(data["user"].unique()[:5], k=10, via="index")) == 50
+
+
+def _same_rankings(a, b, key, item, tol=1e-4):
+    """Same items in the same order, except that items whose scores tie (within ``tol``) may swap,
+    and the last tie group may be cut at k differently."""
+    assert len(a) == len(b) and a[key].tolist() == b[key].tolist()
+    np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=tol, atol=tol)
+    for (_, ga), (_, gb) in zip(a.groupby(key, sort=False), b.groupby(key, sort=False)):
+        scores = ga["score"].to_numpy()
+        group = np.concatenate([[0], np.cumsum(np.diff(scores) < -tol)])  # tie groups by score
+        for g in np.unique(group)[:-1]:  # every group but the last, which k may cut
+            in_group = group == g
+            assert set(ga[item].to_numpy()[in_group]) == set(gb[item].to_numpy()[in_group]), (ga, gb)

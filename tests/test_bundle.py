@@ -17,7 +17,9 @@ def test_bundle_layout_and_meta(tmp_path, model):
     model.save(tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "meta.json").read_text())
     assert meta["class"] == "EASE" and meta["params"]["l2"] == 30.0
-    assert set(meta["files"]) == {"users.parquet", "items.parquet", "interactions.npz", "state.npz"}
+    assert set(meta["files"]) == {"users.parquet", "items.parquet", "interactions.npz", "state.npz", "index.faiss",
+                                  "ids.parquet"}
+    assert meta["index"]["index"]["factory"] == "Flat"
     assert {"numpy", "pandas"} <= set(meta["versions"])
     with np.load(tmp_path / "b" / "state.npz", allow_pickle=False) as z:  # no pickled objects inside
         assert z["B"].shape == (len(model.items_),) * 2

@@ -92,12 +92,6 @@ class Recommender(BaseEstimator):
         W, b = self._item_vectors()
         return self._user_vectors(rows, user_index) @ W.T + b
 
-    def _similar_scores(self, item_index: np.ndarray) -> np.ndarray:
-        """Similarity of the given items to every item; cosine of the item codes by default."""
-        W, _ = self._item_vectors()
-        unit = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
-        return unit[item_index] @ unit.T
-
     def _get_state(self) -> dict[str, np.ndarray]:
         """Arrays that, with the hyperparameters and the training matrix, restore the fitted model."""
         return {}
@@ -139,8 +133,25 @@ class Recommender(BaseEstimator):
         self.item_popularity_ = np.asarray((X.matrix > 0).sum(axis=0)).ravel().astype(np.float32)
         self.history_ = {}
         self._fit(X, self._validation_data(valid) if valid is not None else None)
-        self.fit_seconds_ = time.perf_counter() - start
         self.fitted_ = True
+        self.build_index("flat")
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def build_index(self, kind: str = "flat", **params) -> "Recommender":
+        """(Re)build the FAISS index over the item codes ``[W_i, b_i]`` that ``via="index"`` searches.
+
+        ``fit`` builds an exact (``"flat"``) inner-product index, whose top-K equals the model's.
+        For large catalogues pass ``kind="hnsw"``, ``"ivf"`` or ``"auto"`` (and e.g.
+        ``recall_target=0.95``); the index then reports the recall it measured in
+        ``index_.measured_recall_``.
+        """
+        from ..index import EmbeddingIndex
+
+        self._check_fitted()
+        W, b = self._item_vectors()
+        vectors = np.hstack([np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32)[:, None]])
+        self.index_ = EmbeddingIndex(metric="ip", kind=kind, **params).build(vectors, ids=self.items_.ids)
         return self
 
     def _validate_params(self) -> None:
@@ -218,16 +229,38 @@ class Recommender(BaseEstimator):
             scores[r, c] = -np.inf
         return scores
 
-    def _top_items(self, rows, user_index, k: int, exclude_seen: bool, candidates) -> tuple[np.ndarray, np.ndarray]:
-        """Item indices and scores of the top ``k`` per row (one batch); ``-inf`` marks missing places."""
-        return top_k(self._masked_scores(rows, user_index, exclude_seen, candidates), k)
+    def _top_items(self, rows, user_index, k: int, exclude_seen: bool, candidates,
+                   via: str = "model") -> tuple[np.ndarray, np.ndarray]:
+        """Item indices and scores of the top ``k`` per row (one batch); ``-inf`` marks missing places.
 
-    def _rank(self, rows, user_index, user_ids, k, exclude_seen, candidates) -> pd.DataFrame:
+        ``via="index"`` searches the FAISS index with ``[h_u, 1]``; rows with no known item and
+        candidate sets are always ranked by the model (popularity and an exact subset ranking).
+        """
+        empty = np.diff(rows.indptr) == 0
+        if via == "model" or candidates is not None or empty.all():
+            return top_k(self._masked_scores(rows, user_index, exclude_seen, candidates), k)
+        idx = np.zeros((rows.shape[0], k), dtype=np.int64)
+        vals = np.full((rows.shape[0], k), -np.inf, dtype=np.float32)
+        if empty.any():
+            idx[empty], vals[empty] = top_k(self._masked_scores(rows[empty], None, exclude_seen, None), k)
+        full = np.flatnonzero(~empty)
+        h = np.asarray(self._user_vectors(rows[full], user_index[full] if user_index is not None else None),
+                       dtype=np.float32)
+        queries = np.hstack([h, np.ones((len(full), 1), dtype=np.float32)])
+        seen = rows[full].nonzero() if exclude_seen else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        r, pos, score = self.index_._search_positions(queries, k, (np.asarray(seen[0], np.int64),
+                                                                    np.asarray(seen[1], np.int64)))
+        slot = np.arange(len(r)) - np.searchsorted(r, r)  # rank within each query
+        idx[full[r], slot] = pos
+        vals[full[r], slot] = score
+        return idx, vals
+
+    def _rank(self, rows, user_index, user_ids, k, exclude_seen, candidates, via: str = "model") -> pd.DataFrame:
         parts = []
         for start in range(0, rows.shape[0], self._score_batch):
             stop = min(start + self._score_batch, rows.shape[0])
             uidx = user_index[start:stop] if user_index is not None else None
-            idx, vals = self._top_items(rows[start:stop], uidx, k, exclude_seen, candidates)
+            idx, vals = self._top_items(rows[start:stop], uidx, k, exclude_seen, candidates, via)
             keep = np.isfinite(vals)
             parts.append(pd.DataFrame({
                 "user": np.repeat(user_ids[start:stop], k)[keep.ravel()],
@@ -252,8 +285,10 @@ class Recommender(BaseEstimator):
             Leave out the items each user interacted with in training.
         items : list of item ids, optional
             Rank only these candidates.
-        via : {"model"}
-            Score with the model directly.
+        via : {"model", "index"}
+            Score every item with the model, or search the FAISS index over item codes (exact by
+            default, so the same top-K; see :meth:`build_index`). Candidate sets (``items=``) are
+            always ranked by the model.
         on_unknown : {"error", "skip", "popular"}
             Unknown users raise :class:`~aerec.exceptions.UnknownIdError` (listing them), are left
             out, or get the most popular items.
@@ -265,15 +300,14 @@ class Recommender(BaseEstimator):
         self._check_fitted()
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
-        if via != "model":
-            raise ValueError(f"via must be 'model', got {via!r}")
+        _check_via(via)
         candidates = self._candidate_mask(items)
         k = self._check_k(k, len(self.items_) if candidates is None else int(candidates.sum()))
         user_ids = pd.unique(pd.Series(_as_list(users), dtype=object))
         index = self.users_.index_of(user_ids, on_unknown="error" if on_unknown == "error" else "mark")
         known = index >= 0
         out = self._rank(self.interactions_.matrix[index[known]], index[known], self.users_.ids_of(index[known]),
-                         k, exclude_seen, candidates)
+                         k, exclude_seen, candidates, via)
         if on_unknown == "popular" and not known.all():
             empty = sp.csr_matrix((int((~known).sum()), len(self.items_)), dtype=np.float32)
             popular = self._rank(empty, None, user_ids[~known], k, False, candidates)
@@ -293,7 +327,8 @@ class Recommender(BaseEstimator):
                                        on_unknown="warn", what=what)
 
     def recommend_for_history(self, history: pd.DataFrame, k: int = 10, user: str | None = None,
-                              item: str | None = None, exclude_seen: bool = True, items=None) -> pd.DataFrame:
+                              item: str | None = None, exclude_seen: bool = True, items=None,
+                              via: str = "model") -> pd.DataFrame:
         """Top-``k`` items for users unseen at fit time, from their interactions (fold-in; nothing is retrained).
 
         Parameters
@@ -302,7 +337,7 @@ class Recommender(BaseEstimator):
             The new users' interactions, with the columns named as at fit time (or ``user=``/``item=``).
             Items unseen at fit time are ignored with a warning that counts them; a user left with
             no known item gets the most popular items.
-        k, exclude_seen, items
+        k, exclude_seen, items, via
             As in :meth:`recommend`; ``exclude_seen`` leaves out the history's own items.
 
         Returns
@@ -310,37 +345,34 @@ class Recommender(BaseEstimator):
         DataFrame with columns ``user, item, score, rank``.
         """
         self._check_fitted()
+        _check_via(via)
         user, item = user or self.columns_["user"], item or self.columns_["item"]
         candidates = self._candidate_mask(items)
         k = self._check_k(k, len(self.items_) if candidates is None else int(candidates.sum()))
         H = self._history_matrix(history, user, item)
-        out = self._rank(H.matrix, None, np.asarray(H.users.ids), k, exclude_seen, candidates)
+        out = self._rank(H.matrix, None, np.asarray(H.users.ids), k, exclude_seen, candidates, via)
         return out.rename(columns={"user": user, "item": item}) if (user, item) != ("user", "item") else out
 
-    def similar_items(self, items, k: int = 10) -> pd.DataFrame:
+    def similar_items(self, items, k: int = 10, via: str = "model") -> pd.DataFrame:
         """The ``k`` items most similar to each given item (the item itself excluded).
+
+        Item j is similar to item i as much as it is recommended to a user whose whole history is
+        i: the score is ``h(e_i) · W_j + b_j``, so ``via="index"`` answers it from the same FAISS
+        index as :meth:`recommend`.
 
         Returns
         -------
         DataFrame with columns ``item, similar_item, score, rank``.
         """
         self._check_fitted()
+        _check_via(via)
         k = self._check_k(k, len(self.items_) - 1)
         item_ids = pd.unique(pd.Series(_as_list(items), dtype=object))
         index = self.items_.index_of(item_ids)
-        parts = []
-        for start in range(0, len(index), self._score_batch):
-            chunk = index[start:start + self._score_batch]
-            scores = np.asarray(self._similar_scores(chunk), dtype=np.float32)
-            scores[np.arange(len(chunk)), chunk] = -np.inf
-            idx, vals = top_k(scores, k)
-            parts.append(pd.DataFrame({
-                "item": np.repeat(self.items_.ids_of(chunk), k),
-                "similar_item": self.items_.ids_of(idx.ravel()),
-                "score": vals.ravel().astype(np.float32),
-                "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), len(chunk)),
-            }))
-        return _frame(parts, ["item", "similar_item", "score", "rank"])
+        rows = sp.csr_matrix((np.ones(len(index), np.float32), index, np.arange(len(index) + 1)),
+                             shape=(len(index), len(self.items_)))
+        out = self._rank(rows, None, self.items_.ids_of(index), k, True, None, via)
+        return out.rename(columns={"user": "item", "item": "similar_item"})
 
     # --- codes -------------------------------------------------------------------------
     def user_codes(self, users) -> pd.DataFrame:
@@ -381,7 +413,9 @@ class Recommender(BaseEstimator):
         state = self._get_state()
         if state:
             np.savez(directory / "state.npz", **state)
-        return {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_}
+        index_meta = {"params": self.index_.get_params(), **self.index_._save_to(directory)}
+        return {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_,
+                "index": index_meta}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "Recommender":
@@ -399,7 +433,15 @@ class Recommender(BaseEstimator):
             with np.load(directory / "state.npz", allow_pickle=False) as z:
                 model._set_state({k: z[k] for k in z.files})
         model.fitted_ = True
+        from ..index import EmbeddingIndex
+
+        model.index_ = EmbeddingIndex._load_from(directory, meta["index"])
         return model
+
+
+def _check_via(via) -> None:
+    if via not in ("model", "index"):
+        raise ValueError(f"via must be 'model' or 'index', got {via!r}")
 
 
 def _as_list(values) -> list:

@@ -18,7 +18,7 @@ class EASE(Recommender):
     The user code is the user's interaction row ``x_u`` and the item code of item j is column
     ``B[:, j]`` (bias 0), so ``score = h_u · W_j + b_j`` holds as for every aerec recommender.
     Similar items of i are the items j with the largest ``B[i, j]``: what a user who has only i
-    is recommended.
+    is recommended (as for every recommender).
 
     Parameters
     ----------
@@ -59,9 +59,6 @@ class EASE(Recommender):
 
     def _scores(self, rows: sp.csr_matrix, user_index) -> np.ndarray:
         return np.asarray(rows @ self.B_)
-
-    def _similar_scores(self, item_index: np.ndarray) -> np.ndarray:
-        return self.B_[item_index]
 
     def _get_state(self):
         return {"B": self.B_}

@@ -33,7 +33,3 @@ class Popularity(Recommender):
 
     def _item_vectors(self):
         return self.item_popularity_[:, None], np.zeros_like(self.item_popularity_)
-
-    def _similar_scores(self, item_index: np.ndarray) -> np.ndarray:
-        # "similar" to anything: the popular items; the query items themselves are excluded by the caller
-        return np.broadcast_to(self.item_popularity_, (len(item_index), len(self.item_popularity_))).copy()

@@ -1,0 +1,87 @@
+"""`CDAE`: the collaborative denoising autoencoder of Wu et al. (2016) behind the recommender contract."""
+from __future__ import annotations
+
+from ..base import register
+from .multvae import _check, _KerasRecommender
+
+__all__ = ["CDAE"]
+
+
+@register
+class CDAE(_KerasRecommender):
+    """Collaborative Denoising Autoencoder for implicit feedback (Wu et al., 2016).
+
+    A user's interaction row, corrupted by dropout, is encoded to ``h_u = sigmoid(W' x_u + V_u + b)``
+    where ``V_u`` is a learned offset of that user; the decoder gives one logit per item, trained
+    with the logistic loss over all items. Training, early stopping on validation NDCG@100,
+    codes (``h_u · W_i + b_i`` is the item's logit) and saving are as in :class:`MultVAE`.
+
+    Users unseen at fit time are folded in without an offset (``V_u = 0``), so a training user's
+    own history given to :meth:`recommend_for_history` does not give exactly :meth:`recommend`'s list.
+
+    Parameters
+    ----------
+    hidden_dim : int, default 200
+        Width of the code ``h_u``.
+    dropout : float, default 0.5
+        Corruption rate of the input rows during training.
+    weight_decay : float, default 1e-4
+        L2 penalty ``weight_decay * sum(w ** 2)`` on the kernels and the user offsets.
+    learning_rate : float, default 3e-3
+        Adam's step size.
+    epochs : int, default 200
+        Most passes over the training users.
+    batch_size : int, default 500
+        Users per update.
+    patience : int or None, default 50
+        With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
+        best epoch's weights are kept either way); None trains all ``epochs``.
+    seed : int, default 0
+        Seeds weights, dropout and shuffling.
+    verbose : int, default 0
+        Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+
+    Attributes
+    ----------
+    network_ : aerec.models.cdae.CollaborativeDenoisingAutoencoder
+        The trained Keras model.
+    history_ : dict of lists
+        Per epoch: ``loss``, ``val_ndcg@100`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
+    best_epoch_ : int
+        Index of the epoch whose weights were kept.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": ["a", "b", "a", "c", "b", "c"]})
+    >>> model = CDAE(hidden_dim=4, epochs=3).fit(df)
+    >>> model.recommend([1], k=1)["item"].tolist()
+    ['c']
+    """
+
+    _with_user_index = True
+
+    def __init__(self, hidden_dim: int = 200, dropout: float = 0.5, weight_decay: float = 1e-4,
+                 learning_rate: float = 3e-3, epochs: int = 200, batch_size: int = 500, patience: int | None = 50,
+                 seed: int = 0, verbose: int = 0):
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.weight_decay = weight_decay
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.seed = seed
+        self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        _check("hidden_dim", self.hidden_dim, "int", low=1)
+        super()._validate_params()
+
+    def _build_network(self, n_users: int, n_items: int):
+        from ..models.cdae import CollaborativeDenoisingAutoencoder
+
+        network = CollaborativeDenoisingAutoencoder(n_items, n_users, hidden_dim=self.hidden_dim, dropout=self.dropout,
+                                                    weight_decay=self.weight_decay, seed=self.seed)
+        network.build()
+        return network
