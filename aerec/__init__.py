@@ -16,6 +16,8 @@ from .base import clone
 from .bundle import load
 from .data import IdMap, Interactions
 from .evaluate import tune
+from .images import ImageSearch
+from .index import EmbeddingIndex
 from .recommend import EASE, Popularity, Recommender
 
 try:
@@ -24,6 +26,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "EASE", "Popularity", "Recommender", "IdMap", "Interactions", "load", "clone",
+    "EASE", "Popularity", "Recommender", "EmbeddingIndex", "ImageSearch", "IdMap", "Interactions", "load", "clone",
     "datasets", "evaluate", "exceptions", "tune", "__version__",
 ]

@@ -154,6 +154,17 @@ class Recommender(BaseEstimator):
         self.index_ = EmbeddingIndex(metric="ip", kind=kind, **params).build(vectors, ids=self.items_.ids)
         return self
 
+    def _index_positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(item index -> index position, index position -> item index)``; approximate indexes store
+        their tuning sample last, so positions need not follow the item order."""
+        cached = getattr(self, "_positions_cache", None)
+        if cached is None or cached[0] is not self.index_:
+            pos_to_item = self.items_.index_of(self.index_.ids_.ids)
+            item_to_pos = np.empty_like(pos_to_item)
+            item_to_pos[pos_to_item] = np.arange(len(pos_to_item))
+            cached = self._positions_cache = (self.index_, item_to_pos, pos_to_item)
+        return cached[1], cached[2]
+
     def _validate_params(self) -> None:
         """Check hyperparameters (called at the start of ``fit``)."""
 
@@ -247,11 +258,12 @@ class Recommender(BaseEstimator):
         h = np.asarray(self._user_vectors(rows[full], user_index[full] if user_index is not None else None),
                        dtype=np.float32)
         queries = np.hstack([h, np.ones((len(full), 1), dtype=np.float32)])
-        seen = rows[full].nonzero() if exclude_seen else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        r, pos, score = self.index_._search_positions(queries, k, (np.asarray(seen[0], np.int64),
-                                                                    np.asarray(seen[1], np.int64)))
+        item_to_pos, pos_to_item = self._index_positions()
+        seen_rows, seen_items = rows[full].nonzero() if exclude_seen else (np.zeros(0, np.int64),) * 2
+        r, pos, score = self.index_._search_positions(
+            queries, k, (np.asarray(seen_rows, np.int64), item_to_pos[np.asarray(seen_items, np.int64)]))
         slot = np.arange(len(r)) - np.searchsorted(r, r)  # rank within each query
-        idx[full[r], slot] = pos
+        idx[full[r], slot] = pos_to_item[pos]
         vals[full[r], slot] = score
         return idx, vals
 
