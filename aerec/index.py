@@ -34,6 +34,7 @@ from .base import BaseEstimator, register
 from .data import IdMap
 from .exceptions import (AerecWarning, BundleError, CatalogueTooLargeError, DataValidationError,
                          NotFittedError, UnknownIdError)
+from .utils import as_list, available_memory
 
 __all__ = ["EmbeddingIndex"]
 
@@ -254,7 +255,7 @@ class EmbeddingIndex(BaseEstimator):
         if query_ids is None:
             labels = queries.index if isinstance(queries, pd.DataFrame) else pd.RangeIndex(n)
         else:
-            labels = pd.Index(_listed(query_ids))
+            labels = pd.Index(as_list(query_ids))
             if len(labels) != n:
                 raise DataValidationError(f"got {len(labels)} query_ids for {n} queries; give one id per query")
         excluded = self._excluded_positions(exclude, n)
@@ -294,7 +295,7 @@ class EmbeddingIndex(BaseEstimator):
         1     c  b
         """
         self._check_built()
-        wanted = pd.Index(_listed(ids))
+        wanted = pd.Index(as_list(ids))
         positions = self.ids_.index_of(wanted, on_unknown="mark")
         if (positions < 0).any():
             unknown = pd.unique(pd.Series(np.asarray(wanted, dtype=object)[positions < 0])).tolist()
@@ -441,7 +442,7 @@ class EmbeddingIndex(BaseEstimator):
             return f"IVF{_n_lists(n)},Flat"
         if kind != "auto":
             return kind
-        budget = self.max_memory if self.max_memory is not None else _available_memory() // 2
+        budget = self.max_memory if self.max_memory is not None else available_memory() // 2
         if n < self._flat_below:
             return "Flat"
         # bytes per vector: HNSW keeps the vector and ~2M level-0 links (+ upper levels);
@@ -524,7 +525,7 @@ class EmbeddingIndex(BaseEstimator):
         for row, entry in enumerate(exclude):
             if entry is None:
                 continue
-            entry = _listed(entry)
+            entry = as_list(entry)
             rows.extend([row] * len(entry))
             values.extend(entry)
         if not values:
@@ -640,7 +641,7 @@ def _default_ids(vectors, ids, start: int, n: int):
 
 def _check_ids(ids, n: int) -> pd.Index:
     try:
-        index = pd.Index(_listed(ids)) if not isinstance(ids, pd.Index) else ids
+        index = pd.Index(as_list(ids)) if not isinstance(ids, pd.Index) else ids
     except TypeError as exc:
         raise DataValidationError(f"ids must be a 1-D sequence with one id per vector: {exc}") from None
     if len(index) != n:
@@ -654,12 +655,6 @@ def _check_ids(ids, n: int) -> pd.Index:
     return index
 
 
-def _listed(values) -> list:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        return [values]
-    return list(values)
-
-
 def _n_lists(n: int) -> int:
     """IVF list count: 4 sqrt(n), with at least 39 training vectors per list (FAISS's minimum)."""
     return max(1, min(int(4 * math.sqrt(n)), n // 39))
@@ -667,22 +662,6 @@ def _n_lists(n: int) -> int:
 
 def _next_pow2(values: np.ndarray) -> np.ndarray:
     return np.left_shift(1, np.ceil(np.log2(np.maximum(values, 1))).astype(np.int64))
-
-
-def _available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import os
-
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
 
 
 def _faiss_reason(exc: Exception) -> str:

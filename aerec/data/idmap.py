@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataValidationError, UnknownIdError
+from ..utils import as_list
 
 __all__ = ["IdMap"]
 
@@ -89,7 +90,7 @@ class IdMap:
         """
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
-        values = _as_list(ids)
+        values = as_list(ids)
         idx = self._index.get_indexer(pd.Index(values, dtype=object))
         missing = idx < 0
         if missing.any():
@@ -106,7 +107,7 @@ class IdMap:
 
     def extend(self, new_ids) -> "IdMap":
         """A new map with ``new_ids`` appended; existing ids keep their indices."""
-        new = pd.Index(_as_list(new_ids))
+        new = pd.Index(as_list(new_ids))
         clash = new[new.isin(self._index)]
         if len(clash):
             raise DataValidationError(f"{self.name} ids already known: {clash[:10].tolist()}")
@@ -133,12 +134,4 @@ class IdMap:
             raise DataValidationError(f"{path}: an id map has one column, found {list(frame.columns)}")
         name = str(frame.columns[0])
         return cls(frame.iloc[:, 0], name=name)
-
-
-def _as_list(ids) -> list:
-    if isinstance(ids, (pd.Series, pd.Index, np.ndarray, list, tuple)):
-        return list(ids)
-    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
-        return [ids]
-    return list(ids)
 

@@ -1,27 +1,14 @@
 """EASE (Steck, 2019): a closed-form item-item linear autoencoder. NumPy/SciPy only."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
 from ..exceptions import CatalogueTooLargeError
+from ..utils import available_memory
 
-__all__ = ["ease_weights", "ease_memory_bytes", "available_memory"]
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new allocations (``MemAvailable``, else physical memory)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+__all__ = ["ease_weights", "ease_memory_bytes"]
 
 
 def ease_memory_bytes(n_items: int) -> int:

@@ -23,6 +23,7 @@ from ..base import BaseEstimator
 from ..data import IdMap, Interactions, check_columns
 from ..exceptions import DataValidationError
 from ..evaluate import metrics_from_hits
+from ..utils import as_list
 
 __all__ = ["Recommender", "ValidationData", "top_k"]
 
@@ -315,7 +316,7 @@ class Recommender(BaseEstimator):
         _check_via(via)
         candidates = self._candidate_mask(items)
         k = self._check_k(k, len(self.items_) if candidates is None else int(candidates.sum()))
-        user_ids = pd.unique(pd.Series(_as_list(users), dtype=object))
+        user_ids = pd.unique(pd.Series(as_list(users), dtype=object))
         index = self.users_.index_of(user_ids, on_unknown="error" if on_unknown == "error" else "mark")
         known = index >= 0
         out = self._rank(self.interactions_.matrix[index[known]], index[known], self.users_.ids_of(index[known]),
@@ -379,7 +380,7 @@ class Recommender(BaseEstimator):
         self._check_fitted()
         _check_via(via)
         k = self._check_k(k, len(self.items_) - 1)
-        item_ids = pd.unique(pd.Series(_as_list(items), dtype=object))
+        item_ids = pd.unique(pd.Series(as_list(items), dtype=object))
         index = self.items_.index_of(item_ids)
         rows = sp.csr_matrix((np.ones(len(index), np.float32), index, np.arange(len(index) + 1)),
                              shape=(len(index), len(self.items_)))
@@ -390,7 +391,7 @@ class Recommender(BaseEstimator):
     def user_codes(self, users) -> pd.DataFrame:
         """``h_u`` of training users, indexed by user id (columns ``c0..c{d-1}``)."""
         self._check_fitted()
-        user_ids = pd.unique(pd.Series(_as_list(users), dtype=object))
+        user_ids = pd.unique(pd.Series(as_list(users), dtype=object))
         index = self.users_.index_of(user_ids)
         codes = self._user_vectors(self.interactions_.matrix[index], index)
         return pd.DataFrame(codes, index=pd.Index(self.users_.ids_of(index), name="user"),
@@ -454,12 +455,6 @@ class Recommender(BaseEstimator):
 def _check_via(via) -> None:
     if via not in ("model", "index"):
         raise ValueError(f"via must be 'model' or 'index', got {via!r}")
-
-
-def _as_list(values) -> list:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        return [values]
-    return list(values)
 
 
 def _frame(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
