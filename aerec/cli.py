@@ -229,6 +229,55 @@ def serve(
                 log_level="warning")
 
 
+images_app = typer.Typer(help="Image similarity search: fit on a folder, search with images.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("fit")
+@_errors
+def images_fit(
+    folder: Path = typer.Argument(..., help="A folder of PNG/JPEG images (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
+    model: str = typer.Option("conv-dae", help="conv-ae, conv-dae or conv-vae."),
+    code_dim: int = typer.Option(32, min=1),
+    epochs: int = typer.Option(50, min=1),
+    channels: int = typer.Option(None, help="Convert to 1 (grayscale) or 3 (RGB) channels."),
+):
+    """Train an image autoencoder on a folder and save it with the FAISS index of the folder's codes."""
+    from .images import ImageSearch
+
+    search = ImageSearch(model=model, code_dim=code_dim, epochs=epochs, channels=channels).fit(folder)
+    search.save(out)
+    typer.echo(f"indexed {len(search.index_)} images ({len(search.skipped_)} skipped) in "
+               f"{search.fit_seconds_:.1f} s; saved to {out}")
+
+
+@images_app.command("search")
+@_errors
+def images_search(
+    bundle: Path = typer.Argument(..., help="A saved ImageSearch bundle."),
+    query: Path = typer.Argument(..., help="An image file, or a folder of query images."),
+    k: int = typer.Option(10, min=1),
+    output: Path = typer.Option(None, "--output", "-o"),
+):
+    """The k indexed images most like each query image."""
+    import aerec
+    from .images import ImageSearch
+
+    search = aerec.load(bundle)
+    if not isinstance(search, ImageSearch):
+        _fail(f"{bundle} holds a {type(search).__name__}, not an ImageSearch")
+    if query.is_dir():
+        codes = search.codes(query)
+        results = search.index_.search(codes.to_numpy(), k=k, query_ids=codes.index)
+    else:
+        from .data.images import _read_file
+
+        image = _read_file(query, search.image_shape_)
+        results = search.search(image[None], k=k, query_ids=[str(query)])
+    _emit(results, output)
+
+
 @app.command()
 def version():
     """Print the versions of aerec and of the libraries it runs on."""

@@ -153,3 +153,23 @@ def test_plots_draw(fitted, digits):
     for fig in figs:
         assert fig.axes
     assert len(figs[1].axes) == 3 * 5
+
+
+def test_cli_images_fit_and_search(tmp_path, digits):
+    from typer.testing import CliRunner
+
+    from aerec.cli import app
+
+    write_folder(tmp_path / "imgs", digits, n=30)
+    runner = CliRunner()
+    result = runner.invoke(app, ["images", "fit", str(tmp_path / "imgs"), "--out", str(tmp_path / "b"),
+                                 "--code-dim", "8", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "indexed 30 images (0 skipped)" in result.output
+    result = runner.invoke(app, ["images", "search", str(tmp_path / "b"), str(tmp_path / "imgs" / "a" / "img001.png"),
+                                 "--k", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "query,id,score,rank" and lines[1].split(",")[1] == "a/img001.png"  # finds itself first
+    result = runner.invoke(app, ["images", "search", str(tmp_path / "b"), str(tmp_path / "nope.png")])
+    assert result.exit_code == 1 and "nope.png" in result.output
