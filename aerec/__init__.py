@@ -18,7 +18,7 @@ from .data import IdMap, Interactions
 from .evaluate import tune
 from .images import ImageSearch
 from .index import EmbeddingIndex
-from .recommend import EASE, Popularity, Recommender
+from .recommend import CDAE, EASE, MultDAE, MultVAE, Popularity, Recommender
 
 try:
     __version__ = version("aerec")
@@ -26,6 +26,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "EASE", "Popularity", "Recommender", "EmbeddingIndex", "ImageSearch", "IdMap", "Interactions", "load", "clone",
+    "EASE", "MultVAE", "MultDAE", "CDAE", "Popularity", "Recommender", "EmbeddingIndex", "ImageSearch", "IdMap", "Interactions", "load", "clone",
     "datasets", "evaluate", "exceptions", "tune", "__version__",
 ]

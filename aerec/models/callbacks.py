@@ -6,11 +6,12 @@ Early stopping itself is :class:`keras.callbacks.EarlyStopping` monitoring the l
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import keras
 
-__all__ = ["KLAnnealing", "RankingValidation", "early_stopping"]
+__all__ = ["KLAnnealing", "RankingValidation", "EpochTimer", "early_stopping"]
 
 
 class KLAnnealing(keras.callbacks.Callback):
@@ -80,6 +81,25 @@ class RankingValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs[self.name] = float(self.score())
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch's training steps, in ``seconds``.
+
+    Put it first in the callback list: it stops the clock before later callbacks' ``on_epoch_end``
+    (validation) run.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def early_stopping(score: Callable[[], float], patience: int, name: str = "val_ndcg@100",

@@ -34,7 +34,7 @@ class MultinomialAutoencoder(keras.Model):
     n_items : int
         Width of the input and output layers.
     hidden_dim : int, default 600
-        Width of the encoder's and the decoder's hidden tanh layer.
+        Width of the encoder's and the decoder's hidden tanh layer; 0 for none (``[I-latent-I]``).
     latent_dim : int, default 200
         Width of the code ``z``.
     variational : bool, default True
@@ -45,7 +45,7 @@ class MultinomialAutoencoder(keras.Model):
     weight_decay : float, default 0.0
         L2 penalty on the kernels, ``weight_decay * sum(w ** 2)`` per layer.
     seed : int, optional
-        Seed of the dropout masks and of the reparameterisation noise.
+        Seed of the initial weights, the dropout masks and the reparameterisation noise.
 
     Examples
     --------
@@ -67,24 +67,40 @@ class MultinomialAutoencoder(keras.Model):
         self.weight_decay = float(weight_decay)
         self.seed = seed
         reg = keras.regularizers.L2(self.weight_decay) if self.weight_decay > 0 else None
-        init = dict(kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
-                    bias_initializer=keras.initializers.TruncatedNormal(stddev=0.001, seed=seed),
-                    kernel_regularizer=reg)
+
+        def dense(units, activation, name, j):
+            # one seed per layer: an initializer given an int seed draws the same numbers on every call
+            s = None if seed is None else seed + 2 * j
+            return layers.Dense(units, activation=activation, name=name, kernel_regularizer=reg,
+                                kernel_initializer=keras.initializers.GlorotUniform(seed=s),
+                                bias_initializer=keras.initializers.TruncatedNormal(
+                                    stddev=0.001, seed=None if s is None else s + 1))
+
         self.input_dropout = layers.Dropout(self.dropout_rate, seed=seed, name="input_dropout")
-        self.encoder_hidden = layers.Dense(self.hidden_dim, activation="tanh", name="encoder_hidden", **init)
+        # hidden_dim=0 drops the hidden layers: [I-latent-I], the shape of the paper's Mult-DAE example
+        self.encoder_hidden = dense(self.hidden_dim, "tanh", "encoder_hidden", 1) if self.hidden_dim else None
         # the VAE's encoder emits mean and log-variance side by side; the DAE's emits a tanh code
-        self.encoder_code = layers.Dense(2 * self.latent_dim if self.variational else self.latent_dim,
-                                         activation=None if self.variational else "tanh", name="encoder_code", **init)
-        self.decoder_hidden = layers.Dense(self.hidden_dim, activation="tanh", name="decoder_hidden", **init)
-        self.output_layer = layers.Dense(self.n_items, name="item_logits", **init)
+        self.encoder_code = dense(2 * self.latent_dim if self.variational else self.latent_dim,
+                                  None if self.variational else "tanh", "encoder_code", 2)
+        self.decoder_hidden = dense(self.hidden_dim, "tanh", "decoder_hidden", 3) if self.hidden_dim else None
+        self.output_layer = dense(self.n_items, None, "item_logits", 4)
         self.beta = keras.Variable(0.0, trainable=False, dtype="float32", name="beta")
-        self.noise_seed = keras.random.SeedGenerator(seed)
+        self.noise_seed = keras.random.SeedGenerator(None if seed is None else seed + 1000)
+
+    @property
+    def code_dim(self) -> int:
+        """Width of :meth:`user_code` (the decoder's last hidden layer, or the code without hidden layers)."""
+        return self.hidden_dim or self.latent_dim
 
     def build(self, input_shape):
-        self.encoder_hidden.build(input_shape)
-        self.encoder_code.build((None, self.hidden_dim))
-        self.decoder_hidden.build((None, self.latent_dim))
-        self.output_layer.build((None, self.hidden_dim))
+        width = input_shape[-1]
+        if self.encoder_hidden is not None:
+            self.encoder_hidden.build((None, width))
+            width = self.hidden_dim
+        self.encoder_code.build((None, width))
+        if self.decoder_hidden is not None:
+            self.decoder_hidden.build((None, self.latent_dim))
+        self.output_layer.build((None, self.code_dim))
         self.built = True
 
     def encode(self, x, training=False):
@@ -92,7 +108,9 @@ class MultinomialAutoencoder(keras.Model):
         x = ops.convert_to_tensor(x, dtype="float32")
         x = x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
         x = self.input_dropout(x, training=training)
-        code = self.encoder_code(self.encoder_hidden(x))
+        if self.encoder_hidden is not None:
+            x = self.encoder_hidden(x)
+        code = self.encoder_code(x)
         if self.variational:
             return code[:, : self.latent_dim], code[:, self.latent_dim:]
         return code, None
@@ -100,7 +118,10 @@ class MultinomialAutoencoder(keras.Model):
     def user_code(self, x):
         """``h_u``: the decoder's last hidden activation at the code's mean (no dropout, no sampling)."""
         mean, _ = self.encode(x, training=False)
-        return self.decoder_hidden(mean)
+        return self.decode_hidden(mean)
+
+    def decode_hidden(self, z):
+        return z if self.decoder_hidden is None else self.decoder_hidden(z)
 
     def call(self, x, training=False):
         mean, log_var = self.encode(x, training=training)
@@ -110,7 +131,7 @@ class MultinomialAutoencoder(keras.Model):
             z = mean + std * keras.random.normal(ops.shape(std), seed=self.noise_seed)
             kl = ops.mean(ops.sum(0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var), axis=-1))
             self.add_loss(self.beta * kl)
-        return self.output_layer(self.decoder_hidden(z))
+        return self.output_layer(self.decode_hidden(z))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # the target is the input row itself; self.losses holds the KL term and the weight decay

@@ -1,6 +1,8 @@
 """User-facing recommenders: DataFrames with the user's ids in and out."""
 from .base import Recommender, ValidationData, top_k
+from .cdae import CDAE
 from .ease import EASE
+from .multvae import MultDAE, MultVAE
 from .popularity import Popularity
 
-__all__ = ["Recommender", "ValidationData", "top_k", "EASE", "Popularity"]
+__all__ = ["Recommender", "ValidationData", "top_k", "EASE", "MultVAE", "MultDAE", "CDAE", "Popularity"]

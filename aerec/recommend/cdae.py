@@ -16,6 +16,8 @@ class CDAE(_KerasRecommender):
     with the logistic loss over all items. Training, early stopping on validation NDCG@100,
     codes (``h_u · W_i + b_i`` is the item's logit) and saving are as in :class:`MultVAE`.
 
+    The defaults were chosen on the validation split of MovieLens-100K protocol A1 (seed 0).
+
     Users unseen at fit time are folded in without an offset (``V_u = 0``), so a training user's
     own history given to :meth:`recommend_for_history` does not give exactly :meth:`recommend`'s list.
 
@@ -23,11 +25,11 @@ class CDAE(_KerasRecommender):
     ----------
     hidden_dim : int, default 200
         Width of the code ``h_u``.
-    dropout : float, default 0.5
+    dropout : float, default 0.7
         Corruption rate of the input rows during training.
     weight_decay : float, default 1e-4
         L2 penalty ``weight_decay * sum(w ** 2)`` on the kernels and the user offsets.
-    learning_rate : float, default 3e-3
+    learning_rate : float, default 1e-2
         Adam's step size.
     epochs : int, default 200
         Most passes over the training users.
@@ -61,8 +63,8 @@ class CDAE(_KerasRecommender):
 
     _with_user_index = True
 
-    def __init__(self, hidden_dim: int = 200, dropout: float = 0.5, weight_decay: float = 1e-4,
-                 learning_rate: float = 3e-3, epochs: int = 200, batch_size: int = 500, patience: int | None = 50,
+    def __init__(self, hidden_dim: int = 200, dropout: float = 0.7, weight_decay: float = 1e-4,
+                 learning_rate: float = 1e-2, epochs: int = 200, batch_size: int = 500, patience: int | None = 50,
                  seed: int = 0, verbose: int = 0):
         self.hidden_dim = hidden_dim
         self.dropout = dropout

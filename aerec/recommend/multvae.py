@@ -66,8 +66,8 @@ class _KerasRecommender(Recommender):
 
     # --- training --------------------------------------------------------------------------
     def _dataset(self, matrix: sp.csr_matrix):
-        """Shuffled batches of users as dense ``(batch, n_items)`` rows, gathered from the sparse matrix in the
-        input pipeline: the whole users x items matrix is never dense."""
+        """Endless shuffled batches of users as dense ``(batch, n_items)`` rows, gathered from the sparse matrix
+        in the input pipeline: the whole users x items matrix is never dense."""
         import tensorflow as tf
 
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
@@ -85,13 +85,27 @@ class _KerasRecommender(Recommender):
             # a 1-tuple: Keras would read a pair as (x, y)
             return ((rows, tf.cast(users, tf.int32)),) if self._with_user_index else rows
 
+        # repeated, so that fit keeps one iterator (instantiating the pipeline every epoch costs more
+        # than an epoch of small data); each pass reshuffles
         return (tf.data.Dataset.range(n_users)
                 .shuffle(n_users, seed=self.seed, reshuffle_each_iteration=True)
                 .batch(self.batch_size)
                 .map(dense_rows)
+                .repeat()
                 .prefetch(2))
 
     def _fit(self, X, valid: ValidationData | None) -> None:
+        import random
+
+        # keras.utils.set_random_seed also seeds Python's and NumPy's global generators: give the caller theirs back
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            self._train(X, valid)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+    def _train(self, X, valid: ValidationData | None) -> None:
         import keras
 
         from ..models.callbacks import EpochTimer, early_stopping
@@ -111,8 +125,8 @@ class _KerasRecommender(Recommender):
         if valid is not None:
             score = lambda: self.validation_metrics(valid, ["ndcg@100"])["ndcg@100"]  # noqa: E731
             callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, verbose=int(bool(self.verbose)))
-        history = self.network_.fit(self._dataset(X.matrix), epochs=self.epochs, callbacks=callbacks,
-                                    verbose=self.verbose, shuffle=False)
+        history = self.network_.fit(self._dataset(X.matrix), epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+                                    callbacks=callbacks, verbose=self.verbose, shuffle=False)
         logs = history.history
         self.history_ = {name: [float(v) for v in values] for name, values in logs.items()}
         self.history_["train_seconds"] = timer.seconds
