@@ -26,6 +26,10 @@ from aerec.evaluate import PROTOCOL_A_METRICS, evaluate_strong, evaluate_weak, l
 MODELS = {
     "Popularity": (lambda seed: aerec.Popularity(seed=seed), {}),
     "EASE": (lambda seed: aerec.EASE(seed=seed), {"l2": [50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0]}),
+    # the neural models run with their documented defaults and stop early on validation NDCG@100
+    "MultVAE": (lambda seed: aerec.MultVAE(seed=seed), {}),
+    "MultDAE": (lambda seed: aerec.MultDAE(seed=seed), {}),
+    "CDAE": (lambda seed: aerec.CDAE(seed=seed), {}),
 }
 
 
