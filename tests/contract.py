@@ -181,7 +181,7 @@ class RecommenderContract:
         _same_rankings(fitted.recommend_for_history(history, k=15),
                        fitted.recommend_for_history(history, k=15, via="index"), "user", "item")
         items = data["item"].unique()[:10]
-        _same_rankings(fitted.similar_items(items, k=10), fitted.similar_items(items, k=10, via="index"),
+        _same_rankings(fitted.similar_items(items, k=10, via="model"), fitted.similar_items(items, k=10),
                        "item", "similar_item")
 
     def test_index_excludes_seen_and_still_returns_k(self, data, fitted):

@@ -366,12 +366,12 @@ class Recommender(BaseEstimator):
         out = self._rank(H.matrix, None, np.asarray(H.users.ids), k, exclude_seen, candidates, via)
         return out.rename(columns={"user": user, "item": item}) if (user, item) != ("user", "item") else out
 
-    def similar_items(self, items, k: int = 10, via: str = "model") -> pd.DataFrame:
+    def similar_items(self, items, k: int = 10, via: str = "index") -> pd.DataFrame:
         """The ``k`` items most similar to each given item (the item itself excluded).
 
         Item j is similar to item i as much as it is recommended to a user whose whole history is
-        i: the score is ``h(e_i) · W_j + b_j``, so ``via="index"`` answers it from the same FAISS
-        index as :meth:`recommend`.
+        i: the score is ``h(e_i) · W_j + b_j``, answered by default from the same FAISS index as
+        ``recommend(..., via="index")``; ``via="model"`` scores every item with the model.
 
         Returns
         -------
