@@ -30,3 +30,11 @@ def markdown(frame: pd.DataFrame, index: bool = True) -> str:
     for row in frame.itertuples(index=False):
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def emit(text: str, out=None) -> str:
+    """Print a report and, when ``out`` is given, write it there too."""
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+    return text

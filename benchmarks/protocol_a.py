@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import machine, markdown  # noqa: E402
+from _common import emit, machine, markdown  # noqa: E402
 from aerec.evaluate import PROTOCOL_A_METRICS, evaluate_strong, evaluate_weak, load_protocol_a, summarize  # noqa: E402
 
 #: name -> (unfitted estimator for a seed, grid tuned on validation data)
@@ -74,10 +74,7 @@ def main(argv=None) -> str:
         frame = pd.DataFrame(table).T.rename_axis("model")[list(PROTOCOL_A_METRICS) + ["fit s"]]
         lines += [f"### {title} (mean ± std over {len(args.seeds)} seeds)", "", markdown(frame), "", *notes, ""]
     text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return text
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

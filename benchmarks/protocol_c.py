@@ -20,7 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import machine, markdown  # noqa: E402
+from _common import emit, machine, markdown  # noqa: E402
 from aerec.images import ImageSearch  # noqa: E402
 from aerec.index import EmbeddingIndex  # noqa: E402
 
@@ -77,10 +77,7 @@ def main(argv=None) -> str:
     text = "\n".join([f"Machine: {machine()}", f"Protocol C: 1,000 queries, 9,000 database images; models: "
                       f"{args.epochs} epochs max, early stopping on 10% of the database, seed 0", "",
                       markdown(table, index=False)])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return text
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import machine, markdown  # noqa: E402
+from _common import emit, machine, markdown  # noqa: E402
 from aerec.base import registered  # noqa: E402
 
 
@@ -70,10 +70,7 @@ def main(argv=None) -> str:
                      "identical lists": f"{100 * same.mean():.1f}%"})
     text = "\n".join([f"Machine: {machine()}", f"Top-{args.k} for every user of protocol A1 seed 0, seen items excluded; "
                       f"best of {args.repeat} runs", "", markdown(pd.DataFrame(rows), index=False)])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return text
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

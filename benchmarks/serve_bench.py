@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import machine, markdown  # noqa: E402
+from _common import emit, machine, markdown  # noqa: E402
 
 LUA = """
 local bodies = {}
@@ -155,10 +155,7 @@ def main(argv=None) -> str:
         "recommend() ms: the public DataFrame API in process; handler ms: the endpoint's own work in process "
         "(request parsing, lookup, scoring, top-k), the baseline for the HTTP figures.",
     ])
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return text
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":
