@@ -19,7 +19,7 @@ from .evaluate import tune
 from .images import ImageSearch
 from .impute import AutoRec, TableAutoencoder
 from .index import EmbeddingIndex
-from .recommend import CDAE, EASE, MultDAE, MultVAE, Popularity, Recommender
+from .recommend import CDAE, EASE, MultDAE, MultVAE, Popularity, Recommender, RecVAE
 
 try:
     __version__ = version("aerec")
@@ -27,6 +27,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "EASE", "MultVAE", "MultDAE", "CDAE", "Popularity", "Recommender", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load", "clone",
+    "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity", "Recommender", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load", "clone",
     "datasets", "evaluate", "exceptions", "tune", "__version__",
 ]

@@ -4,5 +4,6 @@ from .cdae import CDAE
 from .ease import EASE
 from .multvae import MultDAE, MultVAE
 from .popularity import Popularity
+from .recvae import RecVAE
 
-__all__ = ["Recommender", "ValidationData", "top_k", "EASE", "MultVAE", "MultDAE", "CDAE", "Popularity"]
+__all__ = ["Recommender", "ValidationData", "top_k", "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity"]

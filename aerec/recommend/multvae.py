@@ -40,7 +40,7 @@ class _KerasRecommender(Recommender):
 
     A subclass provides ``_build_network(n_users, n_items)`` (a Keras model with ``output_layer``
     and ``user_code(x)``, or ``user_code(x, users)`` when ``_with_user_index``) and may add callbacks
-    with ``_annealing``.
+    with ``_callbacks``.
     """
 
     #: the network also takes each row's user index (CDAE's per-user input); -1 for fold-in users
@@ -61,8 +61,13 @@ class _KerasRecommender(Recommender):
         if self.verbose not in (0, 1, 2, False, True):
             raise ValueError(f"verbose must be 0, 1 or 2; got {self.verbose!r}")
 
-    def _annealing(self, steps_per_epoch: int):
-        return None
+    def _steps_per_epoch(self, batches_per_pass: int) -> int:
+        """Updates in one Keras epoch (one pass over the users unless the model says otherwise)."""
+        return batches_per_pass
+
+    def _callbacks(self, steps_per_epoch: int) -> list:
+        """The model's own training callbacks (e.g. KL annealing), run before validation."""
+        return []
 
     # --- training --------------------------------------------------------------------------
     def _dataset(self, matrix: sp.csr_matrix):
@@ -113,15 +118,12 @@ class _KerasRecommender(Recommender):
         keras.utils.set_random_seed(self.seed)
         n_users, n_items = X.shape
         self.network_ = self._build_network(n_users, n_items)
-        steps_per_epoch = -(-n_users // self.batch_size)
+        steps_per_epoch = self._steps_per_epoch(-(-n_users // self.batch_size))
         # XLA and several steps per call were measured no faster here (A1: 2 updates per epoch)
         self.network_.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), jit_compile=False)
 
         timer = EpochTimer()
-        callbacks = [timer]
-        annealing = self._annealing(steps_per_epoch)
-        if annealing is not None:
-            callbacks.append(annealing)
+        callbacks = [timer] + self._callbacks(steps_per_epoch)
         if valid is not None:
             score = lambda: self.validation_metrics(valid, ["ndcg@100"])["ndcg@100"]  # noqa: E731
             callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, verbose=int(bool(self.verbose)))
@@ -159,7 +161,7 @@ class _KerasRecommender(Recommender):
     def _load_from(cls, directory, meta: dict):
         import keras
 
-        from ..models import cdae, vae  # noqa: F401  (register the Keras classes for deserialisation)
+        from ..models import cdae, recvae, vae  # noqa: F401  (register the Keras classes for deserialisation)
 
         model = super()._load_from(directory, meta)
         model.network_ = keras.saving.load_model(Path(directory) / "model.keras", compile=False, safe_mode=True)
@@ -284,11 +286,11 @@ class MultVAE(_MultAutoencoderRecommender):
         _check("beta_cap", self.beta_cap, "real", low=0)
         _check("anneal_steps", self.anneal_steps, "int", low=0, none_ok=True)
 
-    def _annealing(self, steps_per_epoch: int):
+    def _callbacks(self, steps_per_epoch: int) -> list:
         from ..models.callbacks import KLAnnealing
 
         steps = self.anneal_steps if self.anneal_steps is not None else self.epochs * steps_per_epoch
-        return KLAnnealing(cap=self.beta_cap, steps=steps)
+        return [KLAnnealing(cap=self.beta_cap, steps=steps)]
 
 
 @register
