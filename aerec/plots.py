@@ -26,15 +26,26 @@ def _show(ax, image) -> None:
     ax.set_yticks([])
 
 
-def training_curves(history: dict, title: str = "training"):
-    """One line per metric of a Keras-style history (``{"loss": [...], "val_loss": [...], ...}``)."""
+def training_curves(history: dict, title: str = "training", metrics=None, best_epoch: int | None = None):
+    """One panel per metric of a Keras-style history (``{"loss": [...], "val_loss": [...], ...}``),
+    training and validation curves together.
+
+    ``metrics`` picks the panels (e.g. ``["loss", "ndcg@100"]``; default: every per-epoch entry);
+    ``best_epoch`` (0-based, e.g. a recommender's ``best_epoch_``) marks the epoch whose weights were kept.
+    """
     plt = _plt()
-    metrics = [k for k, v in history.items() if isinstance(v, (list, tuple)) and len(v)]
-    fig, axes = plt.subplots(1, max(1, len({m.replace("val_", "") for m in metrics})), figsize=(10, 3.2), squeeze=False)
-    for ax, base in zip(axes[0], sorted({m.replace("val_", "") for m in metrics})):
-        for name in (base, f"val_{base}"):
-            if name in history:
-                ax.plot(np.arange(1, len(history[name]) + 1), history[name], label=name)
+    n_epochs = max((len(v) for v in history.values() if isinstance(v, (list, tuple))), default=0)
+    per_epoch = [k for k, v in history.items() if isinstance(v, (list, tuple)) and n_epochs and len(v) == n_epochs]
+    bases = list(dict.fromkeys(m.replace("val_", "", 1) for m in per_epoch)) if metrics is None else list(metrics)
+    fig, axes = plt.subplots(1, max(1, len(bases)), figsize=(min(15, 5 * max(1, len(bases))), 3.2), squeeze=False)
+    for ax, base in zip(axes[0], bases):
+        names = [n for n in (base, f"val_{base}") if n in history]
+        if not names:
+            raise KeyError(f"{base!r} is not in the history; it has {sorted(history)}")
+        for name in names:
+            ax.plot(np.arange(1, len(history[name]) + 1), history[name], label=name)
+        if best_epoch is not None:
+            ax.axvline(best_epoch + 1, color="grey", linestyle=":", label="kept")
         ax.set_xlabel("epoch")
         ax.set_title(base)
         ax.legend()
