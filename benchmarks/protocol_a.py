@@ -30,6 +30,7 @@ MODELS = {
     "MultVAE": (lambda seed: aerec.MultVAE(seed=seed), {}),
     "MultDAE": (lambda seed: aerec.MultDAE(seed=seed), {}),
     "CDAE": (lambda seed: aerec.CDAE(seed=seed), {}),
+    "RecVAE": (lambda seed: aerec.RecVAE(seed=seed), {}),
 }
 
 

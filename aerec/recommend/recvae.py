@@ -31,12 +31,15 @@ class RecVAE(_KerasRecommender):
         Width of the code.
     dropout : float, default 0.5
         Input dropout in the encoder's passes.
-    gamma : float, default 0.005
-        The KL weight of user ``u`` is ``gamma * |x_u|``.
+    gamma : float, default 0.02
+        The KL weight of user ``u`` is ``gamma * |x_u|``. The paper's 0.005 (for MovieLens-20M)
+        regularised too little on MovieLens-100K: on the protocol A1 validation split (seed 0) 0.02
+        scored 0.333 NDCG@100 against 0.319 for 0.005 and 0.322 for 0.05.
     encoder_epochs, decoder_epochs : int, default 3 and 1
         Passes over the users per epoch for the encoder, then for the decoder.
-    learning_rate : float, default 5e-4
-        Step size of the encoder's and the decoder's Adam.
+    learning_rate : float, default 1e-3
+        Step size of the encoder's and the decoder's Adam (the paper's 5e-4 reached the same
+        validation NDCG@100 in about 1.5 times as many epochs).
     epochs : int, default 200
         Most epochs (each ``encoder_epochs + decoder_epochs`` passes).
     batch_size : int, default 500
@@ -68,8 +71,8 @@ class RecVAE(_KerasRecommender):
     ['c']
     """
 
-    def __init__(self, hidden_dim: int = 600, latent_dim: int = 200, dropout: float = 0.5, gamma: float = 0.005,
-                 encoder_epochs: int = 3, decoder_epochs: int = 1, learning_rate: float = 5e-4, epochs: int = 200,
+    def __init__(self, hidden_dim: int = 600, latent_dim: int = 200, dropout: float = 0.5, gamma: float = 0.02,
+                 encoder_epochs: int = 3, decoder_epochs: int = 1, learning_rate: float = 1e-3, epochs: int = 200,
                  batch_size: int = 500, patience: int | None = 30, seed: int = 0, verbose: int = 0):
         self.hidden_dim = hidden_dim
         self.latent_dim = latent_dim
