@@ -121,7 +121,7 @@ class EmbeddingIndex(BaseEstimator):
         self.max_memory = max_memory
 
     # --- building --------------------------------------------------------------------------
-    def build(self, vectors, ids=None) -> "EmbeddingIndex":
+    def build(self, vectors, ids=None, queries=None) -> "EmbeddingIndex":
         """Index ``vectors`` under ``ids``, replacing anything indexed before.
 
         Parameters
@@ -131,6 +131,11 @@ class EmbeddingIndex(BaseEstimator):
         ids : array-like of length n, optional
             Unique, non-null ids, one per row. Defaults to the DataFrame's index, or to
             ``0..n-1`` for an array.
+        queries : array-like, shape (m, d), optional
+            A sample of the queries the index will answer, to tune and measure an approximate
+            index with (at most 2,000 are used). Give it when queries are not like the indexed
+            vectors, e.g. user codes searched against item codes by inner product; by default a
+            held-out sample of ``vectors`` plays the queries.
 
         Returns
         -------
@@ -160,6 +165,15 @@ class EmbeddingIndex(BaseEstimator):
         if isinstance(faiss.downcast_index(index), faiss.IndexFlat) or n < 2:
             index.add(X)
             order, self.search_params_, self.measured_recall_ = np.arange(n), {}, 1.0
+        elif queries is not None:
+            Q = self._prepare(_as_matrix(queries, "queries", allow_1d=False), "queries", queries)
+            if Q.shape[1] != d:
+                raise DataValidationError(f"queries have {Q.shape[1]} columns but the vectors have {d}")
+            if len(Q) > self._tune_queries:
+                Q = Q[np.sort(np.random.default_rng(self.seed).choice(len(Q), self._tune_queries, replace=False))]
+            index.add(X)
+            order = np.arange(n)
+            self.search_params_, self.measured_recall_ = self._tune(index, X, Q)
         else:
             # Tune with a held-out sample as queries: vectors already in a graph are found more
             # easily than new ones, so tuning on indexed vectors would overstate the recall.
