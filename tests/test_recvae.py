@@ -156,7 +156,7 @@ def test_bad_hyperparameters(small_positives, params, message):
 
 def test_learns_something_on_a1_seed0():
     split = aerec.evaluate.load_protocol_a("weak", 0)
-    model = RecVAE(epochs=10, learning_rate=2e-3, seed=0).fit(split["train"])
+    model = RecVAE(epochs=20, seed=0).fit(split["train"])  # measured 0.379
     ndcg = aerec.evaluate.evaluate_weak(model, split["test"], exclude=split["valid"], metrics=["ndcg@100"]).mean()
     assert ndcg["ndcg@100"] > 0.36  # popularity scores ~0.28
 
