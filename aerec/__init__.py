@@ -11,7 +11,7 @@ Examples
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, evaluate, exceptions
+from . import datasets, evaluate, exceptions, features
 from .base import clone
 from .bundle import load
 from .data import IdMap, Interactions
@@ -19,7 +19,7 @@ from .evaluate import tune
 from .images import ImageSearch
 from .impute import AutoRec, TableAutoencoder
 from .index import EmbeddingIndex
-from .recommend import CDAE, EASE, MultDAE, MultVAE, Popularity, Recommender, RecVAE
+from .recommend import CDAE, EASE, ContentModel, MultDAE, MultVAE, Popularity, Recommender, RecVAE
 
 try:
     __version__ = version("aerec")
@@ -27,6 +27,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity", "Recommender", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load", "clone",
-    "datasets", "evaluate", "exceptions", "tune", "__version__",
+    "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity", "Recommender", "ContentModel", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load", "clone",
+    "datasets", "evaluate", "exceptions", "features", "tune", "__version__",
 ]

@@ -33,6 +33,11 @@ class RecommenderContract:
     def fitted(cls, data):
         return cls().make_model().fit(data)
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def item_features(cls, ml100k):
+        return ml100k.items[["item", "title", "release_date", "genres"]]
+
     # --- fit ---------------------------------------------------------------------------
     def test_fit_returns_self_and_keeps_params(self, data):
         model = self.make_model()
@@ -201,6 +206,27 @@ class RecommenderContract:
         assert not any((u, i) in seen for u, i in found[["user", "item"]].to_numpy())
         overlap = len(set(map(tuple, exact[["user", "item"]].to_numpy())) & set(map(tuple, found[["user", "item"]].to_numpy())))
         assert overlap / 400 >= 0.8
+
+    # --- cold-start items -------------------------------------------------------------------
+    def test_add_items_from_features(self, tmp_path, data, item_features):
+        items = np.sort(data["item"].unique())
+        cold = items[::6]
+        warm = data[~data["item"].isin(cold)]
+        # the softmax head: it reads the model's user codes of partial histories (the default ridge reads fewer)
+        content = aerec.ContentModel(loss="softmax", hidden=16, epochs=2, validation_fraction=0.1)
+        model = self.make_model().fit(warm, item_features=item_features[item_features["item"].isin(warm["item"])],
+                                      content=content)
+        assert model.add_items(item_features[item_features["item"].isin(cold)]) is model
+        users = warm["user"].unique()[:20]
+        recs = model.recommend(users, k=5, items=cold)
+        assert set(recs["item"]) <= set(cold) and (recs.groupby("user").size() == 5).all()
+        _same_rankings(model.recommend(users, k=30), model.recommend(users, k=30, via="index"), "user", "item")
+        _same_rankings(model.similar_items(cold[:3], k=5, via="model"), model.similar_items(cold[:3], k=5),
+                       "item", "similar_item")
+        model.save(tmp_path / "bundle")
+        same = aerec.load(tmp_path / "bundle")
+        pd.testing.assert_frame_equal(same.recommend(users, k=10), model.recommend(users, k=10))
+        pd.testing.assert_frame_equal(same.similar_items(cold[:3], k=5), model.similar_items(cold[:3], k=5))
 
 
 def _same_rankings(a, b, key, item, tol=1e-4):

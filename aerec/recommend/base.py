@@ -9,6 +9,13 @@ The score of item ``i`` for user ``u`` is always ``h_u · W_i + b_i``: the user 
 :meth:`user_codes` dotted with the item code from :meth:`item_codes` plus its bias. For the
 neural models that is the output layer's logit; that is why an inner-product index over
 ``[W_i, b_i]`` queried with ``[h_u, 1]`` returns the model's own top-K.
+
+Cold-start items: given ``item_features``, ``fit`` also trains a content model
+(:class:`~aerec.recommend.content.ContentModel`) that maps an item's features to an item code
+``[W_i, b_i]`` in the same space. :meth:`Recommender.add_items` appends new items with such codes
+to the item map, to the item vectors scored after the model's own and to the FAISS index; the
+collaborative model itself is never retrained, and only ever sees the columns of the items it
+was trained on (the first ``_n_model_items``).
 """
 from __future__ import annotations
 
@@ -19,9 +26,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..base import BaseEstimator
+from ..base import BaseEstimator, clone
 from ..data import IdMap, Interactions, check_columns
-from ..exceptions import DataValidationError
+from ..exceptions import DataValidationError, NotFittedError
 from ..evaluate import metrics_from_hits
 from ..utils import as_list
 
@@ -70,7 +77,10 @@ class Recommender(BaseEstimator):
     """Base class of recommenders: ``fit`` on a DataFrame of interactions, then recommend with the user's ids.
 
     Learned state: ``interactions_`` (the training matrix with ``users_`` and ``items_`` maps),
-    ``item_popularity_`` (training interactions per item), ``fit_seconds_``, ``history_``.
+    ``item_popularity_`` (training interactions per item), ``fit_seconds_``, ``history_``; with item
+    features, ``content_`` (the fitted :class:`~aerec.recommend.content.ContentModel`) and
+    ``added_codes_`` / ``added_biases_`` (the codes of items added from their features, which
+    come after the model's own items in ``items_``).
     """
 
     #: rows of users scored at once; bounds memory at batch_users x n_items floats
@@ -102,7 +112,7 @@ class Recommender(BaseEstimator):
 
     # --- fitting ------------------------------------------------------------------------
     def fit(self, train, valid=None, user: str = "user", item: str = "item", rating: str | None = None,
-            threshold: float | None = None, item_features=None) -> "Recommender":
+            threshold: float | None = None, item_features=None, content=None) -> "Recommender":
         """Learn from interactions.
 
         Parameters
@@ -118,23 +128,38 @@ class Recommender(BaseEstimator):
         threshold : float, optional
             Keep only interactions with ``rating >= threshold``, as implicit positives.
         item_features : DataFrame, optional
-            Features of items keyed by item id, for models that use them.
+            One row per item, keyed by the ``item`` column: text, categorical, multi-label, numeric
+            and vector (e.g. image code) columns (see :mod:`aerec.features`). After the model, a
+            content model learns to map the training items' features to their codes; rows of
+            items not in ``train`` are then added as by :meth:`add_items`, so they can be
+            recommended at once.
+        content : ContentModel, optional
+            The content model's hyperparameters (and column roles); by default
+            ``ContentModel()``. Only with ``item_features``.
 
         Returns
         -------
         self
         """
         self._validate_params()
-        if item_features is not None:
-            raise DataValidationError(f"{type(self).__name__} does not use item_features")
+        if content is not None and item_features is None:
+            raise ValueError("content= configures the model of item_features; pass item_features too")
         start = time.perf_counter()
         X = Interactions.from_frame(train, user=user, item=item, rating=rating, threshold=threshold, what="train")
         self.columns_ = {"user": user, "item": item, "rating": rating}
         self.interactions_ = X
         self.item_popularity_ = np.asarray((X.matrix > 0).sum(axis=0)).ravel().astype(np.float32)
         self.history_ = {}
+        self.content_, self.added_codes_, self.added_biases_ = None, None, None
+        self._positions_cache = None
         self._fit(X, self._validation_data(valid) if valid is not None else None)
         self.fitted_ = True
+        if item_features is not None:
+            try:
+                self._fit_content(item_features, content)
+            except BaseException:
+                self.fitted_ = False  # no half-fitted model: the content model is part of this fit
+                raise
         self.build_index("flat")
         self.fit_seconds_ = time.perf_counter() - start
         return self
@@ -150,16 +175,134 @@ class Recommender(BaseEstimator):
         from ..index import EmbeddingIndex
 
         self._check_fitted()
-        W, b = self._item_vectors()
+        W, b = self._all_item_vectors()
         vectors = np.hstack([np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32)[:, None]])
         self.index_ = EmbeddingIndex(metric="ip", kind=kind, **params).build(vectors, ids=self.items_.ids)
         return self
+
+    # --- cold-start items ------------------------------------------------------------------
+    def _fit_content(self, item_features, content) -> None:
+        from .content import ContentModel
+
+        template = content if content is not None else ContentModel()
+        if not isinstance(template, ContentModel):
+            raise TypeError(f"content must be a ContentModel, got {type(template).__name__}")
+        self.content_ = clone(template).fit(item_features, self)
+        ids, codes = self.content_._codes_of(item_features, "item_features")
+        new = ~pd.Index(ids).isin(self.items_.ids)
+        if new.any():
+            _check_id_kind(self.items_.ids, ids[new])
+            self._append_items(ids[new], codes[new])
+
+    def add_items(self, item_features) -> "Recommender":
+        """Give new items codes from their features and make them recommendable, without retraining.
+
+        The content model fitted with ``fit(..., item_features=...)`` maps each row to an item
+        code ``[W_i, b_i]``; the items are appended to ``items_``, to the item vectors that
+        :meth:`recommend` scores and to the FAISS index, so that they appear in
+        :meth:`recommend` (also ``items=`` candidate sets), :meth:`recommend_for_history` and
+        :meth:`similar_items` (both as answers and as queries).
+
+        Parameters
+        ----------
+        item_features : DataFrame
+            One row per new item, with the id column and the feature columns the content model
+            was fitted with.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataValidationError
+            An id already in the catalogue, an id given twice, or a bad feature value (naming them).
+        MissingColumnError
+            A feature column the content model reads is absent (naming it).
+        """
+        self._check_fitted()
+        if getattr(self, "content_", None) is None:
+            raise NotFittedError(f"this {type(self).__name__} was fitted without item_features, so it cannot code "
+                                 f"items from features: fit(..., item_features=...) first")
+        ids, codes = self.content_._codes_of(item_features, "add_items")
+        known = pd.Index(ids).isin(self.items_.ids)
+        if known.any():
+            shown = pd.Index(ids)[known].tolist()
+            raise DataValidationError(
+                f"add_items: {int(known.sum())} item id(s) already in the catalogue: {shown[:10]}"
+                + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
+                + "; add_items adds new items only")
+        if len(ids):
+            _check_id_kind(self.items_.ids, ids)
+            vectors = np.asarray(codes, dtype=np.float32)
+            self.index_.add(vectors, ids=pd.Index(ids))  # checks before it changes anything
+            self._append_items(ids, vectors)
+        return self
+
+    def _append_items(self, ids, codes: np.ndarray) -> None:
+        """Append items with codes ``[W_i, b_i]`` (rows of ``codes``) after the model's items (not to the index)."""
+        X = self.interactions_
+        items = X.items.extend(list(ids))
+        matrix = sp.hstack([X.matrix, sp.csr_matrix((X.n_users, len(ids)), dtype=X.matrix.dtype)], format="csr")
+        codes = np.asarray(codes, dtype=np.float32)
+        W, b = codes[:, :-1], codes[:, -1]
+        if self.added_codes_ is not None:
+            W, b = np.vstack([self.added_codes_, W]), np.concatenate([self.added_biases_, b])
+        self.interactions_ = Interactions(matrix, X.users, items)
+        self.item_popularity_ = np.concatenate([self.item_popularity_, np.zeros(len(ids), np.float32)])
+        self.added_codes_, self.added_biases_ = W, b
+        self._positions_cache = None
+
+    @property
+    def _n_model_items(self) -> int:
+        """Items the collaborative model was trained on: the first columns of every row it reads."""
+        added = getattr(self, "added_biases_", None)
+        return len(self.items_) - (0 if added is None else len(added))
+
+    def _all_item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, b)`` of every item: the model's own, then the added ones."""
+        W, b = self._item_vectors()
+        if getattr(self, "added_codes_", None) is None:
+            return W, b
+        return (np.vstack([np.asarray(W, np.float32), self.added_codes_]),
+                np.concatenate([np.asarray(b, np.float32), self.added_biases_]))
+
+    def _all_scores(self, model_rows, user_index) -> np.ndarray:
+        """Scores of every item (the model's own, then the added ones) for rows of the model's items."""
+        if getattr(self, "added_codes_", None) is None:
+            return self._scores(model_rows, user_index)
+        h = np.asarray(self._user_vectors(model_rows, user_index), dtype=np.float32)
+        if type(self)._scores is Recommender._scores:  # no faster path: one product over all items
+            W, b = self._all_item_vectors()
+            return h @ W.T + b
+        return np.hstack([np.asarray(self._scores(model_rows, user_index), dtype=np.float32),
+                          h @ self.added_codes_.T + self.added_biases_])
+
+    def _split_rows(self, rows) -> tuple:
+        """``(model_rows, known, cold)``: the columns of the model's items, rows with at least one of
+        them, and rows with none of them but with added items."""
+        n_model = self._n_model_items
+        model_rows = rows[:, :n_model] if rows.shape[1] > n_model else rows
+        known = np.diff(model_rows.indptr) > 0
+        if rows.shape[1] > n_model:
+            cold = (np.diff(rows[:, n_model:].indptr) > 0) & ~known
+        else:
+            cold = np.zeros(rows.shape[0], dtype=bool)
+        return model_rows, known, cold
+
+    def _cold_queries(self, rows) -> np.ndarray:
+        """Index queries ``[q, 0]`` for rows whose only items are added ones: ``q`` is the mean of their
+        codes ``W_i``, so an added item's similar items are the items with the largest ``W_i · W_j``."""
+        added = sp.csr_matrix(rows[:, self._n_model_items:] > 0, dtype=np.float32)
+        counts = np.maximum(np.asarray(added.sum(axis=1)).ravel(), 1.0)
+        q = np.asarray((sp.diags(1.0 / counts) @ added) @ self.added_codes_, dtype=np.float32)
+        return np.hstack([q, np.zeros((len(q), 1), np.float32)])
 
     def _index_positions(self) -> tuple[np.ndarray, np.ndarray]:
         """``(item index -> index position, index position -> item index)``; approximate indexes store
         their tuning sample last, so positions need not follow the item order."""
         cached = getattr(self, "_positions_cache", None)
-        if cached is None or cached[0] is not self.index_:
+        if cached is None or cached[0] is not self.index_ or len(cached[2]) != self.index_.ntotal:
             pos_to_item = self.items_.index_of(self.index_.ids_.ids)
             item_to_pos = np.empty_like(pos_to_item)
             item_to_pos[pos_to_item] = np.arange(len(pos_to_item))
@@ -230,10 +373,20 @@ class Recommender(BaseEstimator):
         return mask
 
     def _masked_scores(self, rows, user_index, exclude_seen: bool, candidates: np.ndarray | None) -> np.ndarray:
-        scores = np.asarray(self._scores(rows, user_index), dtype=np.float32)
-        empty = np.diff(rows.indptr) == 0
-        if empty.any():  # nothing known of these users: fall back to popularity
-            scores[empty] = self.item_popularity_
+        model_rows, known, cold = self._split_rows(rows)
+        if known.all():
+            scores = np.asarray(self._all_scores(model_rows, user_index), dtype=np.float32)
+        else:
+            scores = np.empty((rows.shape[0], len(self.items_)), dtype=np.float32)
+            if known.any():
+                scores[known] = self._all_scores(model_rows[known], user_index[known] if user_index is not None else None)
+            if cold.any():  # only added items: scored from their codes (see _cold_queries)
+                q = self._cold_queries(rows[cold])
+                W, b = self._all_item_vectors()
+                scores[cold] = q[:, :-1] @ np.asarray(W, np.float32).T + q[:, -1:] * np.asarray(b, np.float32)
+            empty = ~known & ~cold
+            if empty.any():  # nothing known of these users: fall back to popularity
+                scores[empty] = self.item_popularity_
         if candidates is not None:
             scores[:, ~candidates] = -np.inf
         if exclude_seen:
@@ -245,10 +398,12 @@ class Recommender(BaseEstimator):
                    via: str = "model") -> tuple[np.ndarray, np.ndarray]:
         """Item indices and scores of the top ``k`` per row (one batch); ``-inf`` marks missing places.
 
-        ``via="index"`` searches the FAISS index with ``[h_u, 1]``; rows with no known item and
-        candidate sets are always ranked by the model (popularity and an exact subset ranking).
+        ``via="index"`` searches the FAISS index with ``[h_u, 1]`` (``[q, 0]`` for rows of added items
+        only, see :meth:`_cold_queries`); rows with no known item and candidate sets are always ranked
+        by the model (popularity and an exact subset ranking).
         """
-        empty = np.diff(rows.indptr) == 0
+        model_rows, known, cold = self._split_rows(rows)
+        empty = ~known & ~cold
         if via == "model" or candidates is not None or empty.all():
             return top_k(self._masked_scores(rows, user_index, exclude_seen, candidates), k)
         idx = np.zeros((rows.shape[0], k), dtype=np.int64)
@@ -256,9 +411,19 @@ class Recommender(BaseEstimator):
         if empty.any():
             idx[empty], vals[empty] = top_k(self._masked_scores(rows[empty], None, exclude_seen, None), k)
         full = np.flatnonzero(~empty)
-        h = np.asarray(self._user_vectors(rows[full], user_index[full] if user_index is not None else None),
-                       dtype=np.float32)
-        queries = np.hstack([h, np.ones((len(full), 1), dtype=np.float32)])
+        queries = np.zeros((len(full), 0), dtype=np.float32)
+        with_code = known[full]
+        if with_code.any():
+            h = np.asarray(self._user_vectors(model_rows[full[with_code]],
+                                              user_index[full[with_code]] if user_index is not None else None),
+                           dtype=np.float32)
+            queries = np.zeros((len(full), h.shape[1] + 1), dtype=np.float32)
+            queries[with_code] = np.hstack([h, np.ones((len(h), 1), dtype=np.float32)])
+        if (~with_code).any():
+            q = self._cold_queries(rows[full[~with_code]])
+            if queries.shape[1] == 0:
+                queries = np.zeros((len(full), q.shape[1]), dtype=np.float32)
+            queries[~with_code] = q
         item_to_pos, pos_to_item = self._index_positions()
         seen_rows, seen_items = rows[full].nonzero() if exclude_seen else (np.zeros(0, np.int64),) * 2
         r, pos, score = self.index_._search_positions(
@@ -349,7 +514,10 @@ class Recommender(BaseEstimator):
         history : DataFrame
             The new users' interactions, with the columns named as at fit time (or ``user=``/``item=``).
             Items unseen at fit time are ignored with a warning that counts them; a user left with
-            no known item gets the most popular items.
+            no known item gets the most popular items. Items added with :meth:`add_items` are
+            excluded from the list but do not shape the user's code (the model was not trained on
+            them), unless they are all the user has: then the user is ranked like the added
+            items' similar items.
         k, exclude_seen, items, via
             As in :meth:`recommend`; ``exclude_seen`` leaves out the history's own items.
 
@@ -371,7 +539,9 @@ class Recommender(BaseEstimator):
 
         Item j is similar to item i as much as it is recommended to a user whose whole history is
         i: the score is ``h(e_i) · W_j + b_j``, answered by default from the same FAISS index as
-        ``recommend(..., via="index")``; ``via="model"`` scores every item with the model.
+        ``recommend(..., via="index")``; ``via="model"`` scores every item with the model. For an
+        item added with :meth:`add_items` (which the model cannot read as a history) the score
+        is ``W_i · W_j``, the inner product of the item codes.
 
         Returns
         -------
@@ -393,14 +563,14 @@ class Recommender(BaseEstimator):
         self._check_fitted()
         user_ids = pd.unique(pd.Series(as_list(users), dtype=object))
         index = self.users_.index_of(user_ids)
-        codes = self._user_vectors(self.interactions_.matrix[index], index)
+        codes = self._user_vectors(self.interactions_.matrix[index][:, :self._n_model_items], index)
         return pd.DataFrame(codes, index=pd.Index(self.users_.ids_of(index), name="user"),
                             columns=[f"c{j}" for j in range(codes.shape[1])])
 
     def item_codes(self) -> pd.DataFrame:
         """``W_i`` of every item (columns ``c0..c{d-1}``) and its bias ``b_i`` (column ``bias``), indexed by item id."""
         self._check_fitted()
-        W, b = self._item_vectors()
+        W, b = self._all_item_vectors()
         frame = pd.DataFrame(W, index=pd.Index(self.items_.ids, name="item"),
                              columns=[f"c{j}" for j in range(W.shape[1])])
         frame["bias"] = b
@@ -427,8 +597,13 @@ class Recommender(BaseEstimator):
         if state:
             np.savez(directory / "state.npz", **state)
         index_meta = {"params": self.index_.get_params(), **self.index_._save_to(directory)}
-        return {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_,
+        meta = {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_,
                 "index": index_meta}
+        if getattr(self, "added_codes_", None) is not None:
+            np.savez(directory / "added_items.npz", codes=self.added_codes_, biases=self.added_biases_)
+        if getattr(self, "content_", None) is not None:
+            meta["content"] = self.content_._save_to(directory)
+        return meta
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "Recommender":
@@ -441,6 +616,14 @@ class Recommender(BaseEstimator):
         users, items = IdMap.from_parquet(directory / "users.parquet"), IdMap.from_parquet(directory / "items.parquet")
         model.interactions_ = Interactions(matrix, users, items)
         model.item_popularity_ = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float32)
+        model.content_, model.added_codes_, model.added_biases_ = None, None, None
+        if (directory / "added_items.npz").is_file():
+            with np.load(directory / "added_items.npz", allow_pickle=False) as z:
+                model.added_codes_, model.added_biases_ = z["codes"], z["biases"]
+        if "content" in meta:
+            from .content import ContentModel
+
+            model.content_ = ContentModel._load_from(directory, meta["content"])
         model.columns_, model.history_, model.fit_seconds_ = meta["columns"], meta["history"], meta["fit_seconds"]
         if (directory / "state.npz").is_file():
             with np.load(directory / "state.npz", allow_pickle=False) as z:
@@ -450,6 +633,18 @@ class Recommender(BaseEstimator):
 
         model.index_ = EmbeddingIndex._load_from(directory, meta["index"])
         return model
+
+
+def _check_id_kind(known: pd.Index, new) -> None:
+    """New item ids must be of the catalogue's kind: ``"12"`` added beside ``12`` would be another item."""
+    new = pd.Index(list(new))
+    kinds = {"known": pd.api.types.infer_dtype(known, skipna=True), "new": pd.api.types.infer_dtype(new, skipna=True)}
+    numeric = ("integer", "floating", "mixed-integer-float", "decimal")
+    same = kinds["known"] == kinds["new"] or (kinds["known"] in numeric and kinds["new"] in numeric)
+    if not same and len(known) and len(new):
+        raise DataValidationError(
+            f"new item ids are {kinds['new']} (e.g. {new[0]!r}) but the model's item ids are {kinds['known']} "
+            f"(e.g. {known[0]!r}); give the feature table's id column the type of the training ids")
 
 
 def _check_via(via) -> None:

@@ -32,4 +32,5 @@ class Popularity(Recommender):
         return np.ones((rows.shape[0], 1), dtype=np.float32)
 
     def _item_vectors(self):
-        return self.item_popularity_[:, None], np.zeros_like(self.item_popularity_)
+        counts = self.item_popularity_[:self._n_model_items]  # items added from features come after
+        return counts[:, None], np.zeros_like(counts)
