@@ -202,8 +202,44 @@ def evaluate(
 
 
 @app.command()
+@_errors
+def impute(
+    bundle: Path = typer.Argument(..., help="A saved TableAutoencoder or AutoRec bundle."),
+    data: Path = typer.Argument(..., help="CSV, TSV or Parquet: a table with missing cells (TableAutoencoder), "
+                                          "or (user, item) pairs to rate (AutoRec)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write CSV/TSV/Parquet here instead of stdout."),
+    user: str = typer.Option(None, help="AutoRec: the user id column (default: the one the model was fitted with)."),
+    item: str = typer.Option(None, help="AutoRec: the item id column (default: the one the model was fitted with)."),
+):
+    """Fill the missing cells of a table (TableAutoencoder) or predict the ratings of (user, item) pairs (AutoRec)."""
+    import warnings
+
+    import aerec
+    from .data import read_table
+    from .exceptions import AerecWarning
+    from .impute import AutoRec, TableAutoencoder
+
+    model = aerec.load(bundle)
+    if not isinstance(model, (TableAutoencoder, AutoRec)):
+        _fail(f"{bundle} holds a {type(model).__name__}; impute needs a TableAutoencoder or AutoRec bundle")
+    if isinstance(model, TableAutoencoder) and (user or item):
+        _fail("--user and --item are for AutoRec bundles; a TableAutoencoder fills every column it was fitted on")
+    frame = read_table(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AerecWarning)
+        result = model.impute(frame) if isinstance(model, TableAutoencoder) else model.predict(frame, user=user, item=item)
+    for warning in caught:  # one line each, without the source location
+        typer.secho(f"warning: {warning.message}", fg=typer.colors.YELLOW, err=True)
+    _emit(result, output)
+    if output is not None:
+        what = "cells filled" if isinstance(model, TableAutoencoder) else "pairs rated"
+        count = int(frame.isna().sum().sum()) if isinstance(model, TableAutoencoder) else len(result)
+        typer.echo(f"{count} {what}; wrote {output}")
+
+
+@app.command()
 def serve(
-    bundle: Path = typer.Argument(..., help="A saved recommender bundle."),
+    bundle: Path = typer.Argument(..., help="A saved recommender, ImageSearch or AutoRec bundle."),
     host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback unless told otherwise)."),
     port: int = typer.Option(8000),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
@@ -216,12 +252,17 @@ def serve(
         import uvicorn
     except ImportError:
         _fail("serving needs the 'serve' extra: pip install 'aerec[serve]'")
+    from .base import registered
     from .bundle import read_meta
+    from .server import serving_kind
 
     try:
-        read_meta(bundle)  # fail now, in one line, rather than in every worker
+        meta = read_meta(bundle)  # fail now, in one line, rather than in every worker
+        kind = serving_kind(registered(meta["class"]))
     except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-        _fail(str(exc))
+        _fail(str(exc).strip("'\""))
+    if kind is None:
+        _fail(f"{bundle} holds a {meta['class']}; aerec serve answers recommender, ImageSearch and AutoRec bundles")
     os.environ["AEREC_BUNDLE"] = str(bundle.resolve())
     if api_key:
         os.environ["AEREC_API_KEY"] = api_key

@@ -1,7 +1,9 @@
+import pytest
 from typer.testing import CliRunner
 
 import aerec
 from aerec.cli import app
+from aerec.exceptions import UnknownIdsWarning
 
 runner = CliRunner()
 
@@ -71,3 +73,68 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert result.exit_code == 1 and "unknown model 'nosuch'" in result.output
     result = runner.invoke(app, ["recommend", str(tmp_path / "nobundle"), "--users", "1"])
     assert result.exit_code == 1 and "has no meta.json" in result.output
+
+
+def test_impute_fills_a_table(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    frame = pd.DataFrame({"x": x, "y": 2 * x + rng.normal(scale=0.1, size=200), "z": rng.normal(size=200)})
+    holes = frame.copy()
+    holes.loc[::7, "y"] = np.nan
+    model = aerec.TableAutoencoder(hidden=16, max_epochs=20, seed=0).fit(holes)
+    model.save(tmp_path / "table")
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    out = tmp_path / "filled.parquet"
+    result = runner.invoke(app, ["impute", str(tmp_path / "table"), str(tmp_path / "holes.csv"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{int(holes.isna().sum().sum())} cells filled" in result.output
+    filled = pd.read_parquet(out)
+    assert filled.notna().all().all()
+    pd.testing.assert_frame_equal(filled, model.impute(pd.read_csv(tmp_path / "holes.csv")))
+
+
+def test_impute_rates_pairs_with_autorec_and_warns_in_one_line(tmp_path, ml100k):
+    import pandas as pd
+
+    ratings = ml100k.ratings
+    ratings = ratings[(ratings["user"] <= 60) & ratings["item"].isin(ratings["item"].value_counts().index[:100])]
+    model = aerec.AutoRec(hidden=8, max_epochs=10, validation_fraction=0.0, seed=0).fit(ratings[["user", "item", "rating"]])
+    model.save(tmp_path / "autorec")
+    pairs = pd.DataFrame({"uid": [1, 2, 99999], "movie": [ratings["item"].iloc[0]] * 3})
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    result = runner.invoke(app, ["impute", str(tmp_path / "autorec"), str(tmp_path / "pairs.csv"),
+                                 "--user", "uid", "--item", "movie"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert any(line.startswith("warning: ") and "1 of 3 pair(s)" in line for line in lines)
+    csv = [line for line in lines if not line.startswith("warning: ")]
+    assert csv[0] == "uid,movie,rating" and len(csv) == 4
+    with pytest.warns(UnknownIdsWarning):
+        expected = model.predict(pairs, user="uid", item="movie")["rating"].round(6).tolist()
+    assert [round(float(line.split(",")[2]), 6) for line in csv[1:]] == expected
+
+
+def test_impute_and_serve_errors_are_one_line(tmp_path, small_positives):
+    aerec.EASE(l2=30.0).fit(small_positives).save(tmp_path / "ease")
+    small_positives.to_csv(tmp_path / "x.csv", index=False)
+    result = runner.invoke(app, ["impute", str(tmp_path / "ease"), str(tmp_path / "x.csv")])
+    assert result.exit_code == 1 and "holds a EASE; impute needs a TableAutoencoder or AutoRec bundle" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["impute", str(tmp_path / "nobundle"), str(tmp_path / "x.csv")])
+    assert result.exit_code == 1 and "has no meta.json" in result.output
+
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0] * 10, "y": [0.5, np.nan, 1.5, 2.0] * 10})
+    aerec.TableAutoencoder(hidden=4, max_epochs=2, seed=0).fit(frame).save(tmp_path / "table")
+    result = runner.invoke(app, ["serve", str(tmp_path / "table")])
+    assert result.exit_code == 1 and "holds a TableAutoencoder; aerec serve answers" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    result = runner.invoke(app, ["impute", str(tmp_path / "table"), str(bad)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

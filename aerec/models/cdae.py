@@ -10,13 +10,16 @@ the user offsets.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
+
+from .vae import NumpyInference, numpy_rows
 
 __all__ = ["CollaborativeDenoisingAutoencoder"]
 
 
 @keras.saving.register_keras_serializable(package="aerec")
-class CollaborativeDenoisingAutoencoder(keras.Model):
+class CollaborativeDenoisingAutoencoder(NumpyInference, keras.Model):
     """Denoising autoencoder of interaction rows with a per-user input offset (CDAE).
 
     Called on ``(x, users)``: ``x`` the dense interaction rows, ``users`` their integer user
@@ -85,6 +88,30 @@ class CollaborativeDenoisingAutoencoder(keras.Model):
         known = ops.expand_dims(ops.cast(users >= 0, "float32"), -1)
         offset = self.user_offset(ops.maximum(users, 0)) * known
         return ops.sigmoid(self.encoder(x) + offset)
+
+    def _numpy_weight_arrays(self) -> dict:
+        return {"encoder_kernel": ops.convert_to_numpy(self.encoder.kernel),
+                "encoder_bias": ops.convert_to_numpy(self.encoder.bias),
+                "user_offset": ops.convert_to_numpy(self.user_offset.embeddings)}
+
+    def numpy_user_code(self, x, users=None):
+        """:meth:`user_code` in NumPy (equal up to float32 rounding), or None while the network trains.
+
+        ``x`` holds dense or scipy sparse interaction rows, ``users`` their user indices (-1, or
+        None for all rows, for users without an offset).
+        """
+        from scipy.special import expit
+
+        w = self._numpy_weights()
+        if w is None:
+            return None
+        x = numpy_rows(x)
+        h = np.asarray(x @ w["encoder_kernel"]) + w["encoder_bias"]
+        if users is not None:
+            users = np.asarray(users, dtype=np.int64)
+            known = users >= 0
+            h[known] += w["user_offset"][users[known]]
+        return expit(h).astype(np.float32, copy=False)
 
     def call(self, inputs, training=False):
         x, users = inputs

@@ -11,13 +11,93 @@ L2 penalty ``weight_decay * sum(w ** 2)`` on every kernel (as in the authors' co
 The last hidden activation of the decoder, :meth:`MultinomialAutoencoder.user_code`, dotted with
 a column of the output kernel plus its bias is the item's logit: that is what makes an inner
 product index over the output layer return the model's own ranking.
+
+For serving, :meth:`MultinomialAutoencoder.numpy_user_code` computes the same user code in NumPy
+from a snapshot of the weights (:class:`NumpyInference`): a few small matrix products on the
+user's sparse row instead of milliseconds of TensorFlow overhead per eager call.
 """
 from __future__ import annotations
 
 import keras
+import numpy as np
+import scipy.sparse as sp
 from keras import layers, ops
 
-__all__ = ["MultinomialAutoencoder", "multinomial_nll"]
+__all__ = ["MultinomialAutoencoder", "NumpyInference", "multinomial_nll"]
+
+
+class NumpyInference:
+    """Mixin for Keras models that also compute their user code in NumPy, from a snapshot of the weights.
+
+    A subclass provides ``_numpy_weight_arrays()`` (a dict of NumPy arrays) and uses
+    :meth:`_numpy_weights` in its ``numpy_user_code(x, users=None)``. The snapshot is taken on
+    first use and dropped whenever ``fit``, ``set_weights`` or ``load_weights`` runs. While ``fit``
+    runs there is none and ``numpy_user_code`` returns None, so callers use the Keras model (the
+    weights change at every step). Code that assigns variables directly must call
+    :meth:`drop_numpy_weights` afterwards.
+
+    ``_numpy_mirrors`` names the Keras methods that ``numpy_user_code`` reproduces: a subclass
+    that overrides one of them without overriding ``numpy_user_code`` gets no NumPy path (None)
+    rather than codes of the parent's computation.
+    """
+
+    _numpy_mirrors: tuple[str, ...] = ("user_code",)
+
+    def _numpy_weight_arrays(self) -> dict:
+        raise NotImplementedError
+
+    def _numpy_path_matches(self) -> bool:
+        cls = type(self)
+        owner = next(c for c in cls.__mro__ if "numpy_user_code" in c.__dict__)
+        return all(getattr(cls, name) is getattr(owner, name) for name in self._numpy_mirrors)
+
+    def _numpy_weights(self) -> dict | None:
+        """The weight snapshot, or None while ``fit`` runs (or when the NumPy path does not match the model)."""
+        if getattr(self, "_numpy_fitting", False) or not self._numpy_path_matches():
+            return None
+        snapshot = getattr(self, "_numpy_snapshot", None)
+        if snapshot is None:
+            snapshot = {name: np.ascontiguousarray(value, dtype=np.float32)
+                        for name, value in self._numpy_weight_arrays().items()}
+            # object.__setattr__: Keras would track a dict set as an attribute
+            object.__setattr__(self, "_numpy_snapshot", snapshot)
+        return snapshot
+
+    def drop_numpy_weights(self) -> None:
+        """Forget the weight snapshot (it is taken again on the next use)."""
+        object.__setattr__(self, "_numpy_snapshot", None)
+
+    def fit(self, *args, **kwargs):
+        object.__setattr__(self, "_numpy_fitting", True)
+        self.drop_numpy_weights()
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            object.__setattr__(self, "_numpy_fitting", False)
+            self.drop_numpy_weights()
+
+    def set_weights(self, weights):
+        self.drop_numpy_weights()
+        return super().set_weights(weights)
+
+    def load_weights(self, *args, **kwargs):
+        self.drop_numpy_weights()
+        return super().load_weights(*args, **kwargs)
+
+
+def numpy_rows(x):
+    """``x`` as float32 rows for NumPy inference: a CSR matrix stays sparse, anything else becomes a 2-d array."""
+    if sp.issparse(x):
+        return x if x.format == "csr" and x.dtype == np.float32 else sp.csr_matrix(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    return x[None] if x.ndim == 1 else x
+
+
+def _squared_norms(x) -> np.ndarray:
+    if sp.issparse(x):
+        return np.bincount(np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)), weights=np.square(x.data),
+                           minlength=x.shape[0]).astype(np.float32)
+    return np.einsum("ij,ij->i", x, x)
 
 
 def multinomial_nll(x, logits):
@@ -26,7 +106,7 @@ def multinomial_nll(x, logits):
 
 
 @keras.saving.register_keras_serializable(package="aerec")
-class MultinomialAutoencoder(keras.Model):
+class MultinomialAutoencoder(NumpyInference, keras.Model):
     """Multinomial-likelihood autoencoder over item interaction rows (Mult-VAE / Mult-DAE).
 
     Parameters
@@ -122,6 +202,50 @@ class MultinomialAutoencoder(keras.Model):
 
     def decode_hidden(self, z):
         return z if self.decoder_hidden is None else self.decoder_hidden(z)
+
+    _numpy_mirrors = ("user_code", "encode", "decode_hidden")
+
+    def _numpy_weight_arrays(self) -> dict:
+        def array(variable):
+            return np.asarray(ops.convert_to_numpy(variable))
+
+        arrays = {}
+        if self.encoder_hidden is not None:
+            arrays.update(encoder_hidden_kernel=array(self.encoder_hidden.kernel),
+                          encoder_hidden_bias=array(self.encoder_hidden.bias))
+        # only the mean half of the VAE's encoder output is used at inference
+        arrays.update(encoder_code_kernel=array(self.encoder_code.kernel)[:, : self.latent_dim],
+                      encoder_code_bias=array(self.encoder_code.bias)[: self.latent_dim])
+        if self.decoder_hidden is not None:
+            arrays.update(decoder_hidden_kernel=array(self.decoder_hidden.kernel),
+                          decoder_hidden_bias=array(self.decoder_hidden.bias))
+        return arrays
+
+    def numpy_user_code(self, x, users=None):
+        """:meth:`user_code` in NumPy (equal up to float32 rounding), or None while the network trains.
+
+        Parameters
+        ----------
+        x : array (n, n_items) or scipy sparse matrix
+            Interaction rows; a sparse row costs only its own items in the first layer.
+        users : ignored
+            For a common signature with networks that take user indices.
+        """
+        w = self._numpy_weights()
+        if w is None:
+            return None
+        x = numpy_rows(x)
+        scale = 1.0 / np.sqrt(np.maximum(_squared_norms(x), np.float32(1e-12)))
+        first = "encoder_hidden" if self.encoder_hidden is not None else "encoder_code"
+        # (x / |x|) W = (x W) / |x|: the sparse row is multiplied first, then scaled
+        h = np.asarray(x @ w[first + "_kernel"]) * scale[:, None].astype(np.float32) + w[first + "_bias"]
+        if self.encoder_hidden is not None:
+            h = np.tanh(h) @ w["encoder_code_kernel"] + w["encoder_code_bias"]
+        if not self.variational:
+            h = np.tanh(h)
+        if self.decoder_hidden is not None:
+            h = np.tanh(h @ w["decoder_hidden_kernel"] + w["decoder_hidden_bias"])
+        return h.astype(np.float32, copy=False)
 
     def call(self, x, training=False):
         mean, log_var = self.encode(x, training=training)
