@@ -440,20 +440,14 @@ def _example_batches(H: np.ndarray, Y: sp.csr_matrix, batch_size: int, seed: int
     """Endless shuffled batches ``(h, y)`` with ``y`` made dense a batch at a time."""
     import tensorflow as tf
 
-    Y = sp.csr_matrix(Y, dtype=np.float32)
-    Y.sort_indices()
-    n, width = Y.shape
-    splits = Y.indptr.astype(np.int64)
-    cols = tf.RaggedTensor.from_row_splits(tf.constant(Y.indices, tf.int64), splits, validate=False)
-    values = tf.RaggedTensor.from_row_splits(tf.constant(Y.data, tf.float32), splits, validate=False)
+    from ..models.batches import dense_row_gather
+
+    n = Y.shape[0]
+    gather = dense_row_gather(Y)
     codes = tf.constant(H, tf.float32)
 
     def batch(index):
-        c = tf.gather(cols, index)
-        where = tf.stack([c.value_rowids(), c.flat_values], axis=1)
-        y = tf.scatter_nd(where, tf.gather(values, index).flat_values,
-                          tf.stack([tf.shape(index, out_type=tf.int64)[0], width]))
-        return tf.gather(codes, index), y
+        return tf.gather(codes, index), gather(index)
 
     dataset = (tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
                .batch(batch_size).map(batch).repeat().prefetch(2))

@@ -75,18 +75,13 @@ class _KerasRecommender(Recommender):
         in the input pipeline: the whole users x items matrix is never dense."""
         import tensorflow as tf
 
-        matrix = sp.csr_matrix(matrix, dtype=np.float32)
-        matrix.sort_indices()
-        n_users, n_items = matrix.shape
-        splits = matrix.indptr.astype(np.int64)
-        item_ids = tf.RaggedTensor.from_row_splits(tf.constant(matrix.indices, tf.int64), splits, validate=False)
-        values = tf.RaggedTensor.from_row_splits(tf.constant(matrix.data, tf.float32), splits, validate=False)
+        from ..models.batches import dense_row_gather
+
+        n_users = matrix.shape[0]
+        gather = dense_row_gather(matrix)
 
         def dense_rows(users):
-            cols = tf.gather(item_ids, users)
-            where = tf.stack([cols.value_rowids(), cols.flat_values], axis=1)
-            rows = tf.scatter_nd(where, tf.gather(values, users).flat_values,
-                                 tf.stack([tf.shape(users, out_type=tf.int64)[0], n_items]))
+            rows = gather(users)
             # a 1-tuple: Keras would read a pair as (x, y)
             return ((rows, tf.cast(users, tf.int32)),) if self._with_user_index else rows
 
