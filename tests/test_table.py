@@ -89,18 +89,38 @@ def test_transform_gives_codes_with_the_tables_index(models, holey):
     assert np.isfinite(codes.to_numpy()).all()
 
 
-def test_anomaly_score_ranks_corrupted_rows_above_normal_ones(models, wine):
-    model = models["undercomplete"]
+@pytest.mark.parametrize("kind", ["undercomplete", "denoising"])
+def test_anomaly_score_ranks_corrupted_rows_above_normal_ones_for_each_scoring(models, wine, kind):
+    """Plain reconstruction (undercomplete) and hidden-cell prediction (denoising, visible_weight=0) both flag them."""
+    assert models[kind].network_.scores_hidden_cells == (kind == "denoising")
     rng = np.random.default_rng(1)
     odd = wine.iloc[:40].copy()
     numeric = [c for c in wine.columns if c not in ("colour", "cultivar", "proline")]
     for column in numeric:  # each numeric cell drawn from another row: a plausible value, an implausible row
         odd[column] = rng.permutation(wine[column].to_numpy())[:40]
     odd.index = [f"odd{j}" for j in range(40)]
-    scores = model.anomaly_score(pd.concat([wine, odd]))
+    scores = models[kind].anomaly_score(pd.concat([wine, odd]))
     assert isinstance(scores, pd.Series) and scores.index.equals(pd.concat([wine, odd]).index)
     labels = np.r_[np.zeros(len(wine)), np.ones(40)]
     assert aerec.evaluate.auroc(labels, scores.to_numpy()) > 0.8
+
+
+def test_denoising_scores_each_cell_while_it_is_hidden(models, holey):
+    """The score equals predicting each interleaved group of cells from a copy of the table where they are NaN."""
+    model = models["denoising"]
+    net = model.network_
+    groups = int(np.ceil(1 / net.corruption))
+    frame = holey.iloc[:30]
+    values, mask = (np.asarray(a) for a in net.preprocess(_inputs(model, frame)))
+    group = (np.arange(len(frame))[:, None] + np.arange(frame.shape[1])[None, :]) % groups
+    total = np.zeros(len(frame))
+    for g in range(groups):
+        hidden = group == g
+        output = net(_inputs(model, frame.mask(hidden)))  # hidden the way a user's NaN is
+        total += np.asarray(net.cell_losses(values, mask * hidden, output)).sum(axis=1)
+    np.testing.assert_allclose(model.anomaly_score(frame).to_numpy(), total / mask.sum(axis=1), rtol=1e-5)
+    plain = np.asarray(net.cell_losses(values, mask, net(_inputs(model, frame)))).sum(axis=1) / mask.sum(axis=1)
+    assert not np.allclose(plain, total / mask.sum(axis=1), rtol=0.05)
 
 
 def test_anomaly_score_of_a_row_with_nothing_observed_is_nan_with_a_warning(models, holey):
@@ -144,18 +164,26 @@ def test_sparse_kl_term_is_in_the_training_losses(models, holey):
     np.testing.assert_allclose(float(net.losses[0]), net.sparsity * kl, rtol=1e-4)
 
 
+def _jacobian_norm_by_autodiff(net, x):
+    """Each row's squared Frobenius norm of d code / d encoder input, by TensorFlow, averaged over members."""
+    import tensorflow as tf
+
+    values, mask = net.preprocess(x)
+    v = tf.convert_to_tensor(net._encoder_input(values, mask))
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        code = net._encode_input(v)[3][..., : net.code_dim]  # (rows, members, code)
+    jacobian = tape.batch_jacobian(code, v)  # (rows, members, code, input)
+    return tf.reduce_sum(tf.square(jacobian), axis=(2, 3)).numpy().mean(axis=1)
+
+
 def test_contractive_jacobian_norm_is_exact_and_smaller(models, holey):
     import tensorflow as tf
 
     contractive = models["contractive"]
     net = contractive.network_
     x = _inputs(contractive, holey.iloc[:16])
-    values, mask = net.preprocess(x)
-    v = tf.convert_to_tensor(net._encoder_input(values, mask))
-    with tf.GradientTape() as tape:
-        tape.watch(v)
-        code = net._encode_input(v)[3]
-    by_autodiff = tf.reduce_sum(tf.square(tape.batch_jacobian(code, v)), axis=(1, 2)).numpy()
+    by_autodiff = _jacobian_norm_by_autodiff(net, x)
     np.testing.assert_allclose(np.asarray(net.jacobian_norm(x)), by_autodiff, rtol=1e-4, atol=1e-6)
 
     def mean_norm(model):
@@ -165,16 +193,30 @@ def test_contractive_jacobian_norm_is_exact_and_smaller(models, holey):
     np.testing.assert_allclose(float(net.losses[0]), net.contraction * by_autodiff.mean(), rtol=1e-4)
 
 
+def _ensemble_output(net, members_output):
+    """The ensemble's output from the members' (rows, members, outputs), in numpy, as the network averages them."""
+    out = np.asarray(members_output, dtype=np.float64)
+    p = net.n_numeric
+    parts, start = [out[:, :, :p].mean(axis=1)], p
+    for size in net.category_sizes:
+        logits = out[:, :, start:start + size]
+        probs = np.exp(logits - logits.max(axis=2, keepdims=True))
+        parts.append(np.log((probs / probs.sum(axis=2, keepdims=True)).mean(axis=1)))
+        start += size
+    return np.concatenate(parts, axis=1)
+
+
 def test_denoising_hides_input_cells_in_training_only(models, holey):
     net = models["denoising"].network_
     x = _inputs(models["denoising"], holey)
     clean = np.asarray(net(x, training=False))
     np.testing.assert_allclose(np.asarray(net(x, training=False)), clean)
-    assert not np.allclose(np.asarray(net(x, training=True)), clean)
-    quiet = TableNetwork.from_config({**net.get_config(), "corruption": 0.0})
+    assert not np.allclose(_ensemble_output(net, net(x, training=True)), clean)
+    quiet = TableNetwork.from_config({**net.get_config(), "corruption": 0.0, "dropout": 0.0})
     quiet(x)
     quiet.set_weights(net.get_weights())
-    np.testing.assert_allclose(np.asarray(quiet(x, training=True)), np.asarray(quiet(x, training=False)), rtol=1e-5)
+    np.testing.assert_allclose(_ensemble_output(quiet, quiet(x, training=True)), np.asarray(quiet(x, training=False)),
+                               rtol=1e-5, atol=1e-5)
     assert not net.losses or net.kind == "denoising"
 
 
@@ -187,12 +229,65 @@ def test_variational_kl_term_is_in_the_training_losses(models, holey):
     net(x, training=True)
     values, mask = net.preprocess(x)
     out = np.asarray(net._encode_input(tf.convert_to_tensor(net._encoder_input(values, mask)))[3])
-    mean, log_var = out[:, : net.code_dim], out[:, net.code_dim:]
-    kl = np.mean(np.sum(0.5 * (np.exp(log_var) + mean ** 2 - 1 - log_var), axis=1))
+    mean, log_var = out[..., : net.code_dim], out[..., net.code_dim:]  # (rows, members, code)
+    kl = np.mean(np.sum(0.5 * (np.exp(log_var) + mean ** 2 - 1 - log_var), axis=-1))
     assert len(net.losses) == 1 and kl > 0
     np.testing.assert_allclose(float(net.losses[0]), net.beta * kl, rtol=1e-4)
     # the code used by transform is the mean: deterministic
     assert model.transform(holey).equals(model.transform(holey))
+
+
+def test_denoising_visible_weight_moves_the_loss_onto_the_hidden_cells(models, holey):
+    """visible_weight=0: the step's loss is the loss on the cells hidden in that step, added in call."""
+    net = models["denoising"].network_
+    x = _inputs(models["denoising"], holey)
+    values, mask = net.preprocess(x)
+
+    def twin(**changes):
+        other = TableNetwork.from_config({**net.get_config(), **changes})
+        other(x)
+        other.set_weights(net.get_weights())
+        return other
+
+    classic = twin(visible_weight=1.0)
+    classic(x, training=True)
+    assert classic.losses == []  # the classic loss: every observed cell, in compute_loss
+    almost_all = twin(visible_weight=0.0, corruption=0.999)
+    out = almost_all(x, training=True)
+    everything = float(np.mean(np.sum(np.asarray(almost_all.cell_losses(values, mask, out)), axis=-1)))
+    assert len(almost_all.losses) == 1
+    np.testing.assert_allclose(float(almost_all.losses[0]), everything, rtol=0.02)
+    np.testing.assert_allclose(float(almost_all.compute_loss(x, y_pred=out)), float(almost_all.losses[0]), rtol=1e-6)
+    almost_none = twin(visible_weight=0.0, corruption=1e-6)
+    almost_none(x, training=True)
+    assert abs(float(almost_none.losses[0])) < 1e-3 * everything
+
+
+def test_members_are_independent_autoencoders_averaged_in_inference(holey):
+    model = TableAutoencoder(kind="undercomplete", members=3, seed=0, **{**FAST, "max_epochs": 3}).fit(holey)
+    net = model.network_
+    x = _inputs(model, holey)
+    members = np.asarray(net(x, training=True))  # (rows, members, outputs); no noise in this kind
+    assert members.shape[1] == 3 and not np.allclose(members[:, 0], members[:, 1])
+    np.testing.assert_allclose(np.asarray(net(x)), _ensemble_output(net, members), rtol=1e-5, atol=1e-5)
+    for k in range(3):  # member k alone is a one-member network with the k-th slice of every weight
+        single = TableNetwork.from_config({**net.get_config(), "members": 1})
+        single(x)
+        for mine, theirs in zip(single.layers, net.layers):
+            if hasattr(theirs, "members"):
+                mine.kernel.assign(theirs.kernel[k:k + 1])
+                mine.bias.assign(theirs.bias[k:k + 1])
+        np.testing.assert_allclose(np.asarray(single(x)), _ensemble_output(single, members[:, k:k + 1]),
+                                   rtol=1e-5, atol=1e-5)
+    assert model.transform(holey).shape == (len(holey), net.code_dim)
+    assert not model.impute(holey).isna().any().any()
+
+
+@pytest.mark.parametrize("validation", ["cells", "rows"])
+def test_early_stopping_watches_held_out_cells(holey, validation):
+    model = TableAutoencoder(validation=validation, seed=0, **{**FAST, "max_epochs": 4}).fit(holey)
+    assert len(model.history_["val_reconstruction"]) == 4
+    assert np.isfinite(model.history_["val_reconstruction"]).all()
 
 
 def test_no_penalty_for_the_undercomplete_kind(models, holey):
@@ -286,6 +381,10 @@ def test_bad_parameters_are_refused(holey):
         TableAutoencoder(kind="overcomplete").fit(holey)
     with pytest.raises(ValueError, match="corruption must be in"):
         TableAutoencoder(corruption=1.5).fit(holey)
+    with pytest.raises(ValueError, match="validation must be 'cells' or 'rows'"):
+        TableAutoencoder(validation="columns").fit(holey)
+    with pytest.raises(ValueError, match="members must be a positive integer"):
+        TableAutoencoder(members=0).fit(holey)
 
 
 def test_standardize_false_uses_the_values_as_given(holey):

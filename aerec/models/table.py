@@ -29,13 +29,24 @@ Kinds (what regularises the code):
 - ``"variational"``: a Gaussian code, sampled in training, with ``beta * KL(q(z|x) || N(0, I))``.
 
 The penalties are added with ``add_loss`` in training calls only.
+
+Ensemble (``members``): the network holds ``members`` independent autoencoders side by side (every
+weight has a leading ``members`` axis, :class:`MemberDense`), trained in the same steps, each with
+its own initial weights, hidden cells and dropout. In training the output is (rows, members,
+outputs) and the loss is the mean of the members' losses (penalties included); in inference it is
+the members' average (numeric cells: the mean; categorical cells: the log of the mean of the
+probabilities), which is what :meth:`TableNetwork.reconstruct` and
+:meth:`TableNetwork.row_scores` use. Each member has its own code space, so
+:meth:`TableNetwork.encode` gives the first member's code.
 """
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import layers, ops
 
-__all__ = ["TableNetwork", "KINDS"]
+__all__ = ["TableNetwork", "MemberDense", "KINDS"]
 
 KINDS = ("undercomplete", "sparse", "contractive", "denoising", "variational")
 
@@ -46,6 +57,52 @@ _DERIVATIVES = {  # f'(a) from a and f(a), for the exact Jacobian
     "relu": lambda a, y: ops.cast(a > 0, a.dtype),
     "elu": lambda a, y: ops.where(a > 0, ops.ones_like(a), y + 1.0),
 }
+
+
+@keras.saving.register_keras_serializable(package="aerec")
+class MemberDense(layers.Layer):
+    """``members`` independent dense layers side by side: kernel (members, in, units), bias (members, units).
+
+    Takes (rows, in), shared by every member, or (rows, members, in), one input per member, and
+    gives (rows, members, units). Each member's kernel starts Glorot-uniform on its own fans.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = MemberDense(4, members=3, seed=0)
+    >>> tuple(layer(np.ones((2, 5), "float32")).shape), tuple(layer.kernel.shape)
+    ((2, 3, 4), (3, 5, 4))
+    """
+
+    def __init__(self, units: int, members: int = 1, activation=None, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.members = int(members)
+        self.activation = keras.activations.get(activation)
+        self.seed = seed
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        limit = (6.0 / (fan_in + self.units)) ** 0.5
+        self.kernel = self.add_weight(name="kernel", shape=(self.members, fan_in, self.units),
+                                      initializer=keras.initializers.RandomUniform(-limit, limit, seed=self.seed))
+        self.bias = self.add_weight(name="bias", shape=(self.members, self.units), initializer="zeros")
+        self.built = True
+
+    def linear(self, h):
+        """Pre-activations: (rows, in) or (rows, members, in) -> (rows, members, units)."""
+        if len(h.shape) == 2:
+            return ops.einsum("bi,kio->bko", h, self.kernel) + self.bias
+        return ops.einsum("bki,kio->bko", h, self.kernel) + self.bias
+
+    def call(self, h):
+        return self.activation(self.linear(h))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, members=self.members, activation=keras.activations.serialize(self.activation),
+                      seed=self.seed)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="aerec")
@@ -63,7 +120,7 @@ class TableNetwork(keras.Model):
         Widths of the encoder's hidden layers (the decoder mirrors them).
     code_dim : int, default 8
     activation : {"tanh", "sigmoid", "relu", "elu", "linear"}, default "tanh"
-    corruption : float, default 0.5
+    corruption : float, default 0.25
         ``"denoising"``: probability of hiding each observed input cell in training.
     sparsity, sparsity_target, sparsity_penalty : float, float, {"kl", "l1"}
         ``"sparse"``: weight of the penalty, target mean activation (KL), kind of penalty.
@@ -71,6 +128,13 @@ class TableNetwork(keras.Model):
         ``"contractive"``: weight of the squared Frobenius norm of the encoder's Jacobian.
     beta : float, default 1.0
         ``"variational"``: weight of the KL term.
+    visible_weight : float, default 0.1
+        ``"denoising"``: weight of the loss on the observed cells left visible in a training step;
+        the cells hidden in that step have weight 1 (0: the loss counts the hidden cells only).
+    dropout : float, default 0.0
+        Dropout rate after each hidden layer, in training.
+    members : int, default 1
+        Number of independent autoencoders in the ensemble (see the module's notes).
     seed : int, optional
 
     Examples
@@ -78,14 +142,15 @@ class TableNetwork(keras.Model):
     >>> import numpy as np
     >>> net = TableNetwork([0.0], [1.0], [["a", "b"]], code_dim=2, hidden=(4,), seed=0)
     >>> x = {"numeric": np.array([[0.5], [np.nan]], "float32"), "categorical": np.array([["a"], [""]])}
-    >>> tuple(net.encode(x).shape), tuple(net(x).shape)
-    ((2, 2), (2, 3))
+    >>> tuple(net.encode(x).shape), tuple(net(x).shape), tuple(net(x, training=True).shape)
+    ((2, 2), (2, 3), (2, 1, 3))
     """
 
     def __init__(self, numeric_mean, numeric_variance, vocabularies, kind: str = "undercomplete", hidden=(64,),
-                 code_dim: int = 8, activation: str = "tanh", corruption: float = 0.5, sparsity: float = 1.0,
+                 code_dim: int = 8, activation: str = "tanh", corruption: float = 0.25, sparsity: float = 1.0,
                  sparsity_target: float = 0.05, sparsity_penalty: str = "kl", contraction: float = 0.1,
-                 beta: float = 1.0, seed: int | None = None, **kwargs):
+                 beta: float = 1.0, visible_weight: float = 0.1, dropout: float = 0.0, members: int = 1,
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -93,6 +158,8 @@ class TableNetwork(keras.Model):
             raise ValueError(f"activation must be one of {sorted(_DERIVATIVES)}, got {activation!r}")
         if sparsity_penalty not in ("kl", "l1"):
             raise ValueError(f"sparsity_penalty must be 'kl' or 'l1', got {sparsity_penalty!r}")
+        if int(members) < 1:
+            raise ValueError(f"members must be a positive integer, got {members!r}")
         self.numeric_mean = [float(v) for v in numeric_mean]
         self.numeric_variance = [float(v) for v in numeric_variance]
         self.vocabularies = [[str(v) for v in vocab] for vocab in vocabularies]
@@ -106,6 +173,9 @@ class TableNetwork(keras.Model):
         self.sparsity_penalty = sparsity_penalty
         self.contraction = float(contraction)
         self.beta = float(beta)
+        self.visible_weight = float(visible_weight)
+        self.dropout = float(dropout)
+        self.members = int(members)
         self.seed = seed
         self.n_numeric = len(self.numeric_mean)
         self.n_categorical = len(self.vocabularies)
@@ -119,20 +189,19 @@ class TableNetwork(keras.Model):
                                                name="standardise") if self.n_numeric else None
         self.lookups = [layers.StringLookup(vocabulary=vocab, mask_token="", num_oov_indices=1, name=f"lookup_{j}")
                         for j, vocab in enumerate(self.vocabularies)]
-        self.encoder_layers = [layers.Dense(h, activation=act, name=f"encoder_{j}",
-                                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed_of(j)))
+        k = self.members
+        self.encoder_layers = [MemberDense(h, k, act, seed=seed_of(j), name=f"encoder_{j}")
                                for j, h in enumerate(self.hidden)]
         code_activation = {"sparse": "sigmoid" if sparsity_penalty == "kl" else "relu"}.get(kind)
         self.code_activation = code_activation or "linear"
         width = 2 * self.code_dim if kind == "variational" else self.code_dim
-        self.code_layer = layers.Dense(width, activation=code_activation, name="code",
-                                       kernel_initializer=keras.initializers.GlorotUniform(seed=seed_of(50)))
-        self.decoder_layers = [layers.Dense(h, activation=act, name=f"decoder_{j}",
-                                            kernel_initializer=keras.initializers.GlorotUniform(seed=seed_of(100 + j)))
+        self.code_layer = MemberDense(width, k, code_activation, seed=seed_of(50), name="code")
+        self.decoder_layers = [MemberDense(h, k, act, seed=seed_of(100 + j), name=f"decoder_{j}")
                                for j, h in enumerate(reversed(self.hidden))]
-        self.output_layer = layers.Dense(self.n_numeric + sum(self.category_sizes), name="reconstruction",
-                                         kernel_initializer=keras.initializers.GlorotUniform(seed=seed_of(200)))
+        self.output_layer = MemberDense(self.n_numeric + sum(self.category_sizes), k, seed=seed_of(200),
+                                        name="reconstruction")
         self.noise_seed = keras.random.SeedGenerator(seed_of(300))
+        self.dropout_seed = keras.random.SeedGenerator(seed_of(400))
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     @property
@@ -175,107 +244,154 @@ class TableNetwork(keras.Model):
         return ops.concatenate(parts, axis=1), ops.concatenate(masks, axis=1)
 
     def _encoder_input(self, values, mask):
+        """(rows, [members,] p + q) values and mask -> (rows, [members,] input_dim)."""
         p = self.n_numeric
         parts = []
         if p:
-            parts += [values[:, :p], mask[:, :p]]
+            parts += [values[..., :p], mask[..., :p]]
         for j, size in enumerate(self.category_sizes):
-            index = ops.cast(values[:, p + j], "int32")
-            parts.append(ops.one_hot(ops.maximum(index, 0), size) * mask[:, p + j:p + j + 1])
-        return ops.concatenate(parts, axis=1)
+            index = ops.cast(values[..., p + j], "int32")
+            parts.append(ops.one_hot(ops.maximum(index, 0), size) * mask[..., p + j:p + j + 1])
+        return ops.concatenate(parts, axis=-1)
 
     def _corrupt(self, values, mask):
-        keep = ops.cast(keras.random.uniform(ops.shape(mask), seed=self.noise_seed) >= self.corruption, "float32")
-        return values * keep, mask * keep
+        """Each member's copy of the rows with a share ``corruption`` of the cells hidden: (rows, members, p + q)."""
+        shape = (ops.shape(mask)[0], self.members, ops.shape(mask)[1])
+        keep = ops.cast(keras.random.uniform(shape, seed=self.noise_seed) >= self.corruption, "float32")
+        return values[:, None, :] * keep, mask[:, None, :] * keep
 
     # --- encoder and decoder -----------------------------------------------------------
-    def _encode_input(self, v):
-        """Pre-activations and activations of every encoder layer, and the code layer's output."""
+    def _dropped(self, h, training):
+        if training and self.dropout > 0:
+            return keras.random.dropout(h, self.dropout, seed=self.dropout_seed)
+        return h
+
+    def _encode_input(self, v, training=False):
+        """Pre-activations and activations of every encoder layer, and the code layer's output
+        (with dropout after each hidden layer when ``training``)."""
         pre, post, h = [], [], v
         for layer in self.encoder_layers:
-            a = ops.matmul(h, layer.kernel) + layer.bias
+            a = layer.linear(h)
             h = layer.activation(a)
             pre.append(a)
             post.append(h)
-        a = ops.matmul(h, self.code_layer.kernel) + self.code_layer.bias
+            h = self._dropped(h, training)
+        a = self.code_layer.linear(h)
         return pre, post, a, self.code_layer.activation(a)
 
     def encode(self, inputs):
-        """The code of each row (the mean of the code for the variational kind)."""
+        """The code of each row, (rows, code_dim): the first member's (for the variational kind, its mean)."""
+        return self.member_codes(inputs)[:, 0, :]
+
+    def member_codes(self, inputs):
+        """Every member's code of each row, (rows, members, code_dim)."""
         values, mask = self.preprocess(inputs)
         _, _, _, code = self._encode_input(self._encoder_input(values, mask))
-        return code[:, : self.code_dim]
+        return code[..., : self.code_dim]
 
-    def decode(self, z):
+    def decode(self, z, training=False):
+        """Codes, (rows, code_dim) shared by the members or (rows, members, code_dim) -> (rows, members, outputs)."""
         h = z
         for layer in self.decoder_layers:
-            h = layer(h)
+            h = self._dropped(layer(h), training)
         return self.output_layer(h)
 
     def jacobian_norm(self, inputs):
-        """``||d code / d encoder input||_F^2`` of each row, exactly (chain rule through the layers)."""
+        """``||d code / d encoder input||_F^2`` of each row, exactly (chain rule through the layers), averaged
+        over the members."""
         values, mask = self.preprocess(inputs)
         return self._jacobian_norm(self._encoder_input(values, mask))
 
     def _jacobian_norm(self, v):
         pre, post, a_code, code = self._encode_input(v)
         deriv = _DERIVATIVES[self.activation_name]
-        code_deriv = _DERIVATIVES[self.code_activation](a_code, code)[:, : self.code_dim]
-        # G = d code / d h_L, (rows, code, h_L); then back through each layer to the input
-        G = code_deriv[:, :, None] * ops.transpose(self.code_layer.kernel[:, : self.code_dim])[None, :, :]
+        code_deriv = _DERIVATIVES[self.code_activation](a_code, code)[..., : self.code_dim]
+        # G = d code / d h_L, (rows, members, code, h_L); then back through each layer to the input
+        G = code_deriv[..., None] * ops.transpose(self.code_layer.kernel[:, :, : self.code_dim], (0, 2, 1))[None]
         for layer, a, h in reversed(list(zip(self.encoder_layers, pre, post))):
-            G = ops.matmul(G * deriv(a, h)[:, None, :], ops.transpose(layer.kernel))
-        return ops.sum(ops.square(G), axis=(1, 2))
+            G = ops.einsum("bkch,kih->bkci", G * deriv(a, h)[:, :, None, :], layer.kernel)
+        return ops.mean(ops.sum(ops.square(G), axis=(2, 3)), axis=1)
 
     # --- forward -----------------------------------------------------------------------
     def call(self, inputs, training=False):
         values, mask = self.preprocess(inputs)
-        if training and self.kind == "denoising" and self.corruption > 0:
+        clean_values, clean_mask = values, mask
+        denoising = training and self.kind == "denoising" and self.corruption > 0
+        if denoising:
             values, mask = self._corrupt(values, mask)
         v = self._encoder_input(values, mask)
-        _, _, _, code = self._encode_input(v)
+        _, _, _, code = self._encode_input(v, training=training)
+        # penalties: each member's, averaged over members (as its reconstruction loss is)
         if self.kind == "variational":
-            mean, log_var = code[:, : self.code_dim], code[:, self.code_dim:]
+            mean, log_var = code[..., : self.code_dim], code[..., self.code_dim:]
             z = mean
             if training:
                 z = mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean), seed=self.noise_seed)
-                kl = ops.mean(ops.sum(0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var), axis=1))
+                kl = ops.mean(ops.sum(0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var), axis=-1))
                 self.add_loss(self.beta * kl)
-            return self.decode(z)
+            code = z
         if training and self.kind == "sparse":
             if self.sparsity_penalty == "kl":
                 rho, rho_hat = self.sparsity_target, ops.clip(ops.mean(code, axis=0), 1e-6, 1.0 - 1e-6)
                 kl = rho * ops.log(rho / rho_hat) + (1.0 - rho) * ops.log((1.0 - rho) / (1.0 - rho_hat))
-                self.add_loss(self.sparsity * ops.sum(kl))
+                self.add_loss(self.sparsity * ops.mean(ops.sum(kl, axis=-1)))
             else:
-                self.add_loss(self.sparsity * ops.mean(ops.sum(ops.abs(code), axis=1)))
+                self.add_loss(self.sparsity * ops.mean(ops.sum(ops.abs(code), axis=-1)))
         if training and self.kind == "contractive":
             self.add_loss(self.contraction * ops.mean(self._jacobian_norm(v)))
-        return self.decode(code)
+        output = self.decode(code, training=training)
+        if denoising and self.visible_weight < 1.0:
+            # compute_loss weights every observed cell by visible_weight; the cells hidden here get the rest
+            hidden = clean_mask[:, None, :] * (1.0 - mask)
+            hidden_loss = ops.mean(ops.sum(self.cell_losses(clean_values, hidden, output), axis=-1))
+            self.add_loss((1.0 - self.visible_weight) * hidden_loss)
+        return output if training else self._average(output)
+
+    def _average(self, output):
+        """The members' outputs (rows, members, outputs) -> the ensemble's (rows, outputs): the mean of the numeric
+        reconstructions, the log of the mean probability of each category."""
+        p = self.n_numeric
+        parts = [ops.mean(output[..., :p], axis=1)] if p else []
+        start = p
+        for size in self.category_sizes:
+            log_p = ops.log_softmax(output[..., start:start + size], axis=-1)
+            parts.append(ops.logsumexp(log_p, axis=1) - ops.log(float(self.members)))
+            start += size
+        return ops.concatenate(parts, axis=-1)
 
     def cell_losses(self, values, mask, output):
-        """Loss of every cell, (rows, p + q): ``0.5 * squared error`` (numeric), cross-entropy (categorical); 0 where masked."""
+        """Loss of every cell: ``0.5 * squared error`` (numeric), cross-entropy (categorical); 0 where masked.
+
+        ``values`` and ``mask`` are (rows, p + q); ``output`` is the ensemble's (rows, outputs), giving (rows, p + q),
+        or the members' (rows, members, outputs), giving (rows, members, p + q); ``mask`` may have the members axis.
+        """
+        if len(output.shape) == 3:
+            values = values[:, None, :]
+            if len(mask.shape) == 2:
+                mask = mask[:, None, :]
         p = self.n_numeric
         parts = []
         if p:
-            parts.append(0.5 * ops.square(values[:, :p] - output[:, :p]))
+            parts.append(0.5 * ops.square(values[..., :p] - output[..., :p]))
         start = p
         for j, size in enumerate(self.category_sizes):
-            logits = output[:, start:start + size]
-            index = ops.maximum(ops.cast(values[:, p + j], "int32"), 0)
-            log_p = ops.log_softmax(logits, axis=1)
-            parts.append(-ops.sum(ops.one_hot(index, size) * log_p, axis=1, keepdims=True))
+            logits = output[..., start:start + size]
+            index = ops.maximum(ops.cast(values[..., p + j], "int32"), 0)
+            log_p = ops.log_softmax(logits, axis=-1)
+            parts.append(-ops.sum(ops.one_hot(index, size) * log_p, axis=-1, keepdims=True))
             start += size
-        return ops.concatenate(parts, axis=1) * mask
+        return ops.concatenate(parts, axis=-1) * mask
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         values, mask = self.preprocess(x)
         if y is not None:  # validation: score the cells observed in y but hidden in x
             target_values, target_mask = self.preprocess(y)
             values, mask = target_values, target_mask * (1.0 - mask)
-        recon = ops.mean(ops.sum(self.cell_losses(values, mask, y_pred), axis=1))
+        recon = ops.mean(ops.sum(self.cell_losses(values, mask, y_pred), axis=-1))  # over rows (and members)
         self.reconstruction_tracker.update_state(recon)
         loss = recon
+        if training and y is None and self.kind == "denoising" and self.corruption > 0:
+            loss = self.visible_weight * recon  # the hidden cells' share is in self.losses (see call)
         for extra in self.losses:
             loss = loss + ops.cast(extra, "float32")
         return loss
@@ -295,10 +411,36 @@ class TableNetwork(keras.Model):
             start += size
         return numeric, (ops.stack(cats, axis=1) if cats else None)
 
+    @property
+    def scores_hidden_cells(self) -> bool:
+        """Whether :meth:`row_scores` predicts each cell with it hidden: a denoising network trained with
+        ``visible_weight < 1`` learned to predict the cells it cannot see, not to copy the ones it can."""
+        return self.kind == "denoising" and self.corruption > 0 and self.visible_weight < 1.0
+
+    def _infer(self, values, mask):
+        """The ensemble's inference output from preprocessed values and mask."""
+        code = self._encode_input(self._encoder_input(values, mask))[3][..., : self.code_dim]
+        return self._average(self.decode(code))
+
     def row_scores(self, inputs):
-        """Mean cell loss over each row's observed cells (NaN for a row with none): the anomaly score."""
+        """Mean cell loss over each row's observed cells (NaN for a row with none): the anomaly score.
+
+        When :attr:`scores_hidden_cells`, each cell's loss is that of predicting it while hidden, as in
+        training: the cells are split into ``ceil(1 / corruption)`` interleaved groups (cell ``(i, j)`` in
+        group ``(i + j) mod groups``) and each group is predicted from the rest of its row, one pass per group.
+        """
         values, mask = self.preprocess(inputs)
-        losses = self.cell_losses(values, mask, self(inputs, training=False))
+        if not self.scores_hidden_cells:
+            losses = self.cell_losses(values, mask, self._infer(values, mask))
+        else:
+            groups = int(math.ceil(1.0 / self.corruption - 1e-9))
+            shape = ops.shape(mask)
+            group = (ops.arange(shape[0])[:, None] + ops.arange(shape[1])[None, :]) % groups
+            losses = 0.0
+            for g in range(groups):
+                hide = ops.cast(group == g, mask.dtype)
+                output = self._infer(values * (1.0 - hide), mask * (1.0 - hide))
+                losses = losses + self.cell_losses(values, mask * hide, output)
         return ops.sum(losses, axis=1) / ops.sum(mask, axis=1)
 
     def get_config(self):
@@ -308,5 +450,6 @@ class TableNetwork(keras.Model):
                       code_dim=self.code_dim, activation=self.activation_name, corruption=self.corruption,
                       sparsity=self.sparsity, sparsity_target=self.sparsity_target,
                       sparsity_penalty=self.sparsity_penalty, contraction=self.contraction, beta=self.beta,
+                      visible_weight=self.visible_weight, dropout=self.dropout, members=self.members,
                       seed=self.seed)
         return config
