@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from .base import BaseEstimator, register
 from .data import IdMap, Interactions, check_columns
-from .exceptions import DataValidationError, MissingColumnError, UnknownIdsWarning
+from .exceptions import AerecWarning, BundleError, DataValidationError, MissingColumnError, UnknownIdsWarning
 
 __all__ = ["AutoRec", "TableAutoencoder"]
 
@@ -619,8 +619,11 @@ class TableAutoencoder(BaseEstimator):
     members : int, default 1
         Number of independent autoencoders trained side by side in the same steps (one set of
         weights with a leading ``members`` axis). Imputations and anomaly scores use the members'
-        average; :meth:`transform` gives the first member's code. 5 lowered imputation error on
-        Protocol F's development split (see ``benchmarks/results/protocol_f.md``).
+        average; :meth:`transform` gives the first member's code. 5 members lowered the imputation
+        error on Protocol F's development split (``benchmarks/results/protocol_f_dev.md``).
+    linear_skip : bool, default False
+        ``"denoising"`` only: a linear map from the visible cells (and which cells are visible) to the
+        output, beside the code, so that linear relations between columns need not pass through it.
     standardize : bool, default True
         Scale each numeric column by the mean and standard deviation of its observed cells (inside
         the model); False uses the values as given, for columns on one common scale such as pixels.
@@ -630,6 +633,8 @@ class TableAutoencoder(BaseEstimator):
     max_epochs : int, default 500
     patience : int, default 50
         Epochs without a lower validation error before training stops (the best weights are kept).
+        The first 10 epochs (or ``patience`` if fewer) are not judged; when ``max_epochs`` ends
+        training before any epoch was judged, the last weights are kept.
     validation : {"cells", "rows"}, default "cells"
         What early stopping watches. ``"cells"``: a share ``validation_fraction`` of the observed
         cells of every row is hidden from training, and the error is measured on those cells.
@@ -665,7 +670,8 @@ class TableAutoencoder(BaseEstimator):
     def __init__(self, kind: str = "denoising", hidden=128, code_dim: int | None = None, activation: str = "tanh",
                  corruption: float = 0.25, visible_weight: float = 0.1, sparsity: float = 1.0,
                  sparsity_target: float = 0.05, sparsity_penalty: str = "kl", contraction: float = 0.1,
-                 beta: float = 1.0, dropout: float = 0.0, members: int = 1, standardize: bool = True,
+                 beta: float = 1.0, dropout: float = 0.0, members: int = 1, linear_skip: bool = False,
+                 standardize: bool = True,
                  learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 500, patience: int = 50,
                  validation: str = "cells", validation_fraction: float = 0.1, seed: int = 0, verbose: int = 0):
         self.kind = kind
@@ -681,6 +687,7 @@ class TableAutoencoder(BaseEstimator):
         self.visible_weight = visible_weight
         self.dropout = dropout
         self.members = members
+        self.linear_skip = linear_skip
         self.standardize = standardize
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -717,6 +724,9 @@ class TableAutoencoder(BaseEstimator):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if int(self.members) < 1:
             raise ValueError(f"members must be a positive integer, got {self.members!r}")
+        if self.linear_skip and self.kind != "denoising":
+            raise ValueError(f"linear_skip is for the denoising kind (got kind={self.kind!r}): any other kind would "
+                             f"learn to copy its input through it")
         if int(self.batch_size) < 1 or int(self.max_epochs) < 1 or int(self.patience) < 1:
             raise ValueError("batch_size, max_epochs and patience must be positive integers")
 
@@ -833,6 +843,7 @@ class TableAutoencoder(BaseEstimator):
             sparsity=float(self.sparsity), sparsity_target=float(self.sparsity_target),
             sparsity_penalty=self.sparsity_penalty, contraction=float(self.contraction), beta=float(self.beta),
             visible_weight=float(self.visible_weight), dropout=float(self.dropout), members=int(self.members),
+            linear_skip=bool(self.linear_skip),
             seed=None if self.seed is None else int(self.seed), name="table_autoencoder")
 
         arrays = self._arrays(df, "table")
@@ -840,9 +851,14 @@ class TableAutoencoder(BaseEstimator):
         # a stream of its own: a caller who hides cells with default_rng(seed) must not get the same draws
         rng = np.random.default_rng(None if self.seed is None else [int(self.seed), 0x7AB1E])
         if self.validation == "cells":  # every row trains; a share of the observed cells is kept out to validate
-            n_valid = 1 if self.validation_fraction else 0
             train_rows = np.arange(n)
-            train_arrays = self._hide_cells(arrays, rng, self.validation_fraction) if n_valid else arrays
+            train_arrays = self._hide_cells(arrays, rng, self.validation_fraction) if self.validation_fraction else arrays
+            n_valid = _observed_cells(arrays) - _observed_cells(train_arrays)
+            if self.validation_fraction and not n_valid:
+                warnings.warn(f"TableAutoencoder: the table has too few observed cells ({_observed_cells(arrays)}) to "
+                              f"hold out a share of {self.validation_fraction}; training {self.max_epochs} epochs "
+                              f"without early stopping", AerecWarning, stacklevel=2)
+                train_arrays = arrays
         else:
             n_valid = int(round(self.validation_fraction * n))
             order = rng.permutation(n)
@@ -858,8 +874,11 @@ class TableAutoencoder(BaseEstimator):
             else:
                 target = {k: v[valid_rows] for k, v in arrays.items()}
                 valid_ds = tf.data.Dataset.from_tensor_slices((self._hide_cells(target, rng), target)).batch(4096)
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_reconstruction", mode="min",
-                                                           patience=int(self.patience), restore_best_weights=True))
+            # judged from epoch 10 on: a first epoch that predicts the mean can hold out cells well and then stay
+            # the best for a while as the network learns to reconstruct (seen with the variational kind)
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_reconstruction", mode="min", patience=int(self.patience), restore_best_weights=True,
+                start_from_epoch=min(10, int(self.patience))))
         network({k: v[:1] for k, v in arrays.items()})  # build eagerly: the lookup tables must not live in a graph
         network.compile(optimizer=keras.optimizers.Adam(float(self.learning_rate)))
         logs = network.fit(train_ds, validation_data=valid_ds, epochs=int(self.max_epochs), callbacks=callbacks,
@@ -921,7 +940,9 @@ class TableAutoencoder(BaseEstimator):
         return out
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The code of each row (the mean code for the variational kind), columns ``c0..c{d-1}``, with ``df``'s index."""
+        """The code of each row (the mean code for the variational kind), columns ``c0..c{d-1}``, with ``df``'s index.
+
+        With ``members > 1`` each member has its own code space; this is the first member's code."""
         self._check_fitted()
         arrays = self._arrays(self._check_table(df, "table"), "table")
         codes = np.concatenate([np.asarray(self.network_.encode(chunk)) for chunk in self._batches(arrays)])
@@ -973,6 +994,10 @@ class TableAutoencoder(BaseEstimator):
         params = dict(meta["params"])
         if isinstance(params.get("hidden"), list):
             params["hidden"] = tuple(params["hidden"])
+        if "members" not in params:
+            raise BundleError(f"{directory} holds a TableAutoencoder saved by an aerec older than its ensemble network "
+                              f"(its parameters have no 'members'); the weights have another layout: refit the model "
+                              f"and save it again")
         model = cls(**params)
         saved = json.loads((directory / "schema.json").read_text())
         model.columns_ = saved["columns"]
@@ -982,6 +1007,16 @@ class TableAutoencoder(BaseEstimator):
         model.fit_seconds_ = meta["fit_seconds"]
         model.fitted_ = True
         return model
+
+
+def _observed_cells(arrays: dict) -> int:
+    """Number of observed cells in the network's input arrays."""
+    count = 0
+    if "numeric" in arrays:
+        count += int(np.isfinite(arrays["numeric"]).sum())
+    if "categorical" in arrays:
+        count += int((arrays["categorical"] != _MISSING).sum())
+    return count
 
 
 def _filled(column: pd.Series, holes: np.ndarray, values: np.ndarray, integer: bool) -> pd.Series:

@@ -91,7 +91,7 @@ def test_transform_gives_codes_with_the_tables_index(models, holey):
 
 @pytest.mark.parametrize("kind", ["undercomplete", "denoising"])
 def test_anomaly_score_ranks_corrupted_rows_above_normal_ones_for_each_scoring(models, wine, kind):
-    """Plain reconstruction (undercomplete) and hidden-cell prediction (denoising, visible_weight=0) both flag them."""
+    """Plain reconstruction (undercomplete) and hidden-cell prediction (denoising, visible_weight 0.1) both flag them."""
     assert models[kind].network_.scores_hidden_cells == (kind == "denoising")
     rng = np.random.default_rng(1)
     odd = wine.iloc[:40].copy()
@@ -106,16 +106,16 @@ def test_anomaly_score_ranks_corrupted_rows_above_normal_ones_for_each_scoring(m
 
 
 def test_denoising_scores_each_cell_while_it_is_hidden(models, holey):
-    """The score equals predicting each interleaved group of cells from a copy of the table where they are NaN."""
+    """The score equals predicting each interleaved group of columns from a copy of the table where they are NaN."""
     model = models["denoising"]
     net = model.network_
     groups = int(np.ceil(1 / net.corruption))
     frame = holey.iloc[:30]
     values, mask = (np.asarray(a) for a in net.preprocess(_inputs(model, frame)))
-    group = (np.arange(len(frame))[:, None] + np.arange(frame.shape[1])[None, :]) % groups
+    group = np.arange(frame.shape[1]) % groups
     total = np.zeros(len(frame))
     for g in range(groups):
-        hidden = group == g
+        hidden = np.broadcast_to(group == g, frame.shape)
         output = net(_inputs(model, frame.mask(hidden)))  # hidden the way a user's NaN is
         total += np.asarray(net.cell_losses(values, mask * hidden, output)).sum(axis=1)
     np.testing.assert_allclose(model.anomaly_score(frame).to_numpy(), total / mask.sum(axis=1), rtol=1e-5)
@@ -283,11 +283,37 @@ def test_members_are_independent_autoencoders_averaged_in_inference(holey):
     assert not model.impute(holey).isna().any().any()
 
 
+def test_linear_skip_adds_a_linear_map_of_the_visible_cells_to_the_output(holey):
+    model = TableAutoencoder(kind="denoising", linear_skip=True, members=2, seed=0, **{**FAST, "max_epochs": 3}).fit(holey)
+    net = model.network_
+    x = _inputs(model, holey)
+    values, mask = net.preprocess(x)
+    v = np.asarray(net._encoder_input(values, mask))
+    without = TableNetwork.from_config({**net.get_config(), "linear_skip": False})
+    without(x)
+    for mine, theirs in zip(without.layers, [layer for layer in net.layers if layer.name != "skip"]):
+        mine.set_weights(theirs.get_weights())
+    members = np.asarray(net.decode(net._encode_input(v)[3]))  # the autoencoders alone, (rows, members, outputs)
+    skip = np.einsum("bi,kio->bko", v, np.asarray(net.skip_layer.kernel)) + np.asarray(net.skip_layer.bias)
+    np.testing.assert_allclose(_ensemble_output(net, members + skip), np.asarray(net(x)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_ensemble_output(net, members), np.asarray(without(x)), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("validation", ["cells", "rows"])
-def test_early_stopping_watches_held_out_cells(holey, validation):
-    model = TableAutoencoder(validation=validation, seed=0, **{**FAST, "max_epochs": 4}).fit(holey)
-    assert len(model.history_["val_reconstruction"]) == 4
-    assert np.isfinite(model.history_["val_reconstruction"]).all()
+def test_early_stopping_watches_held_out_cells_and_keeps_the_best_epoch(holey, validation):
+    model = TableAutoencoder(validation=validation, seed=0, **{**FAST, "max_epochs": 300, "patience": 5}).fit(holey)
+    errors = np.asarray(model.history_["val_reconstruction"])
+    assert np.isfinite(errors).all() and (errors > 0).all()
+    assert 15 <= len(errors) < 300  # judged from epoch 10, stopped 5 epochs after its best
+    best = 10 + int(np.argmin(errors[10:]))
+    assert len(errors) == best + 1 + 5
+
+
+def test_a_table_too_small_to_hold_out_cells_trains_without_early_stopping():
+    tiny = pd.DataFrame({"x": [1.0, 2.0, np.nan], "y": [np.nan, 0.5, 0.25]})
+    with pytest.warns(aerec.exceptions.AerecWarning, match="too few observed cells"):
+        model = TableAutoencoder(hidden=4, max_epochs=12, patience=2, seed=0).fit(tiny)
+    assert len(model.history_["loss"]) == 12 and "val_reconstruction" not in model.history_
 
 
 def test_no_penalty_for_the_undercomplete_kind(models, holey):
@@ -310,6 +336,17 @@ def test_save_load_round_trip_gives_the_same_outputs(models, holey, tmp_path, ki
     pd.testing.assert_series_equal(same.anomaly_score(holey), model.anomaly_score(holey))
     assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["meta.json", "schema.json",
                                                                        "table_autoencoder.keras"]
+
+
+def test_a_bundle_from_before_the_ensemble_network_is_refused_with_a_clear_error(models, tmp_path):
+    import json
+
+    models["undercomplete"].save(tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "meta.json").read_text())
+    del meta["params"]["members"], meta["params"]["visible_weight"], meta["params"]["validation"]
+    (tmp_path / "old" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(aerec.exceptions.BundleError, match="refit the model"):
+        aerec.load(tmp_path / "old")
 
 
 def test_network_config_round_trips(models):
@@ -385,6 +422,8 @@ def test_bad_parameters_are_refused(holey):
         TableAutoencoder(validation="columns").fit(holey)
     with pytest.raises(ValueError, match="members must be a positive integer"):
         TableAutoencoder(members=0).fit(holey)
+    with pytest.raises(ValueError, match="linear_skip is for the denoising kind"):
+        TableAutoencoder(kind="undercomplete", linear_skip=True).fit(holey)
 
 
 def test_standardize_false_uses_the_values_as_given(holey):

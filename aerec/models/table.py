@@ -132,9 +132,13 @@ class TableNetwork(keras.Model):
         ``"denoising"``: weight of the loss on the observed cells left visible in a training step;
         the cells hidden in that step have weight 1 (0: the loss counts the hidden cells only).
     dropout : float, default 0.0
-        Dropout rate after each hidden layer, in training.
+        Dropout rate after each hidden layer, in training (the contractive penalty is computed on the
+        encoder without dropout).
     members : int, default 1
         Number of independent autoencoders in the ensemble (see the module's notes).
+    linear_skip : bool, default False
+        ``"denoising"`` only: add a linear map of the encoder's input (visible cells and their mask) to
+        the output, beside the code.
     seed : int, optional
 
     Examples
@@ -150,7 +154,7 @@ class TableNetwork(keras.Model):
                  code_dim: int = 8, activation: str = "tanh", corruption: float = 0.25, sparsity: float = 1.0,
                  sparsity_target: float = 0.05, sparsity_penalty: str = "kl", contraction: float = 0.1,
                  beta: float = 1.0, visible_weight: float = 0.1, dropout: float = 0.0, members: int = 1,
-                 seed: int | None = None, **kwargs):
+                 linear_skip: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -176,6 +180,10 @@ class TableNetwork(keras.Model):
         self.visible_weight = float(visible_weight)
         self.dropout = float(dropout)
         self.members = int(members)
+        self.linear_skip = bool(linear_skip)
+        if self.linear_skip and kind != "denoising":
+            raise ValueError("linear_skip is for the denoising kind: any other kind would learn to copy its input "
+                             "through it")
         self.seed = seed
         self.n_numeric = len(self.numeric_mean)
         self.n_categorical = len(self.vocabularies)
@@ -202,6 +210,10 @@ class TableNetwork(keras.Model):
                                         name="reconstruction")
         self.noise_seed = keras.random.SeedGenerator(seed_of(300))
         self.dropout_seed = keras.random.SeedGenerator(seed_of(400))
+        # a linear path from the (partly hidden) input to the output, beside the code: per-column linear
+        # regressions on the visible cells, which the nonlinear code then corrects
+        self.skip_layer = (MemberDense(self.n_numeric + sum(self.category_sizes), k, seed=seed_of(500), name="skip")
+                           if self.linear_skip else None)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
 
     @property
@@ -222,6 +234,8 @@ class TableNetwork(keras.Model):
             layer.build((None, width))
             width = units
         self.output_layer.build((None, width))
+        if self.skip_layer is not None:
+            self.skip_layer.build((None, self.input_dim))
         self.built = True
 
     # --- preprocessing -----------------------------------------------------------------
@@ -340,6 +354,8 @@ class TableNetwork(keras.Model):
         if training and self.kind == "contractive":
             self.add_loss(self.contraction * ops.mean(self._jacobian_norm(v)))
         output = self.decode(code, training=training)
+        if self.skip_layer is not None:
+            output = output + self.skip_layer.linear(v)
         if denoising and self.visible_weight < 1.0:
             # compute_loss weights every observed cell by visible_weight; the cells hidden here get the rest
             hidden = clean_mask[:, None, :] * (1.0 - mask)
@@ -419,26 +435,29 @@ class TableNetwork(keras.Model):
 
     def _infer(self, values, mask):
         """The ensemble's inference output from preprocessed values and mask."""
-        code = self._encode_input(self._encoder_input(values, mask))[3][..., : self.code_dim]
-        return self._average(self.decode(code))
+        v = self._encoder_input(values, mask)
+        code = self._encode_input(v)[3][..., : self.code_dim]
+        output = self.decode(code)
+        if self.skip_layer is not None:
+            output = output + self.skip_layer.linear(v)
+        return self._average(output)
 
     def row_scores(self, inputs):
         """Mean cell loss over each row's observed cells (NaN for a row with none): the anomaly score.
 
         When :attr:`scores_hidden_cells`, each cell's loss is that of predicting it while hidden, as in
-        training: the cells are split into ``ceil(1 / corruption)`` interleaved groups (cell ``(i, j)`` in
-        group ``(i + j) mod groups``) and each group is predicted from the rest of its row, one pass per group.
+        training: the columns are split into ``ceil(1 / corruption)`` interleaved groups (column ``j`` in group
+        ``j mod groups``) and each group's cells are predicted from the rest of the row, one pass per group.
         """
         values, mask = self.preprocess(inputs)
         if not self.scores_hidden_cells:
             losses = self.cell_losses(values, mask, self._infer(values, mask))
         else:
             groups = int(math.ceil(1.0 / self.corruption - 1e-9))
-            shape = ops.shape(mask)
-            group = (ops.arange(shape[0])[:, None] + ops.arange(shape[1])[None, :]) % groups
+            group = ops.arange(ops.shape(mask)[1]) % groups
             losses = 0.0
             for g in range(groups):
-                hide = ops.cast(group == g, mask.dtype)
+                hide = ops.cast(group == g, mask.dtype)[None, :]
                 output = self._infer(values * (1.0 - hide), mask * (1.0 - hide))
                 losses = losses + self.cell_losses(values, mask * hide, output)
         return ops.sum(losses, axis=1) / ops.sum(mask, axis=1)
@@ -451,5 +470,5 @@ class TableNetwork(keras.Model):
                       sparsity=self.sparsity, sparsity_target=self.sparsity_target,
                       sparsity_penalty=self.sparsity_penalty, contraction=self.contraction, beta=self.beta,
                       visible_weight=self.visible_weight, dropout=self.dropout, members=self.members,
-                      seed=self.seed)
+                      linear_skip=self.linear_skip, seed=self.seed)
         return config
