@@ -673,9 +673,9 @@ class TableAutoencoder(BaseEstimator):
                  corruption: float = 0.25, visible_weight: float = 0.1, sparsity: float = 1.0,
                  sparsity_target: float = 0.05, sparsity_penalty: str = "kl", contraction: float = 0.1,
                  beta: float = 1.0, dropout: float = 0.0, members: int = 1, linear_skip: bool | None = None,
-                 standardize: bool = True,
-                 learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 500, patience: int = 50,
-                 validation: str = "cells", validation_fraction: float = 0.1, seed: int = 0, verbose: int = 0):
+                 standardize: bool = True, learning_rate: float = 3e-3, batch_size: int = 64, max_epochs: int = 500,
+                 patience: int = 50, validation: str = "cells", validation_fraction: float = 0.1, seed: int = 0,
+                 verbose: int = 0):
         self.kind = kind
         self.hidden = hidden
         self.code_dim = code_dim
