@@ -11,15 +11,16 @@ Examples
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, evaluate, exceptions, features
+from . import datasets, evaluate, exceptions, features, metrics
 from .base import clone
 from .bundle import load
 from .data import IdMap, Interactions
 from .evaluate import tune
 from .images import ImageSearch
-from .impute import AutoRec, TableAutoencoder
 from .index import EmbeddingIndex
-from .recommend import CDAE, EASE, ContentModel, MultDAE, MultVAE, Popularity, Recommender, RecVAE
+from .recommend import (CDAE, EASE, AutoRec, ContentModel, KerasRecommender, MultDAE, MultVAE, Popularity,
+                        Recommender, RecVAE, TopK)
+from .table import TableAutoencoder
 
 try:
     __version__ = version("aerec")
@@ -27,6 +28,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity", "Recommender", "ContentModel", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load", "clone",
-    "datasets", "evaluate", "exceptions", "features", "tune", "__version__",
+    "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity", "Recommender", "KerasRecommender", "TopK",
+    "ContentModel", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load",
+    "clone", "datasets", "evaluate", "exceptions", "features", "metrics", "tune", "__version__",
 ]

@@ -9,6 +9,19 @@ app = typer.Typer(help="aerec: autoencoder codes + FAISS for recommendations and
                   no_args_is_help=True, add_completion=False)
 
 
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                          help="Show TensorFlow's and the libraries' own log lines.")):
+    """aerec: autoencoder codes + FAISS for recommendations and similarity search."""
+    import logging
+    import os
+
+    if not verbose:  # before TensorFlow is imported (lazily, by the commands that need it)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        for name in ("tensorflow", "absl", "keras"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
@@ -74,14 +87,19 @@ def _parse_params(params: list[str]) -> dict:
     return out
 
 
-def _ids(values: str):
-    """Comma-separated ids; numbers become ints so they match integer ids."""
-    out = []
-    for v in values.split(","):
-        v = v.strip()
-        if v:
-            out.append(int(v) if v.lstrip("-").isdigit() else v)
-    return out
+def _ids(values: str, fitted) -> list:
+    """Comma-separated ids, as ids of the fitted kind (:func:`aerec.data.coerce_ids`: "007" stays a string
+    where the ids are strings, "42" becomes 42 where they are integers)."""
+    from .data import coerce_ids
+
+    return coerce_ids([v.strip() for v in values.split(",") if v.strip()], fitted)
+
+
+def _message(exc: BaseException) -> str:
+    """An exception as one line: a KeyError's message without the quotes its str() adds."""
+    if isinstance(exc, KeyError) and type(exc).__str__ is KeyError.__str__ and len(exc.args) == 1:
+        return str(exc.args[0])
+    return str(exc)
 
 
 def _emit(frame, output: Path | None) -> None:
@@ -104,7 +122,7 @@ def _errors(func):
         try:
             return func(*args, **kwargs)
         except (AerecError, FileNotFoundError, OSError, ValueError, KeyError, TypeError) as exc:
-            _fail(str(exc).strip("'\""))
+            _fail(_message(exc))
 
     return wrapper
 
@@ -123,26 +141,20 @@ def fit(
     param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter NAME=VALUE (repeatable)."),
 ):
     """Fit a recommender on a file of interactions and save it as a bundle."""
-    from .base import registered
+    from .base import estimator_classes
     from .data import read_table
+    from .recommend import Recommender
 
-    classes = {name.lower(): name for name in _registered_names()}
+    classes = {name.lower(): cls for name, cls in estimator_classes(base=Recommender).items()}
     if model.lower() not in classes:
-        _fail(f"unknown model {model!r}; choose one of {sorted(classes.values())}")
-    estimator = registered(classes[model.lower()])(**_parse_params(param))
+        _fail(f"unknown model {model!r}; choose one of {sorted(cls.__name__ for cls in classes.values())}")
+    estimator = classes[model.lower()](**_parse_params(param))
     frame = read_table(data)
     estimator.fit(frame, valid=read_table(valid) if valid else None, user=user, item=item, rating=rating,
                   threshold=threshold)
     estimator.save(out)
     typer.echo(f"fitted {estimator!r} on {len(estimator.users_)} users x {len(estimator.items_)} items "
                f"in {estimator.fit_seconds_:.2f} s; saved to {out}")
-
-
-def _registered_names() -> list[str]:
-    from .base import _REGISTRY
-    from .recommend import Recommender
-
-    return [name for name, cls in _REGISTRY.items() if issubclass(cls, Recommender)]
 
 
 @app.command()
@@ -161,7 +173,10 @@ def recommend(
     if (users is None) == (history is None):
         _fail("give exactly one of --users and --history")
     model = aerec.load(bundle)
-    recs = model.recommend(_ids(users), k=k) if users else model.recommend_for_history(read_table(history), k=k)
+    if users:
+        recs = model.recommend(_ids(users, model.users_), k=k)
+    else:
+        recs = model.recommend_for_history(read_table(history), k=k)
     _emit(recs, output)
 
 
@@ -176,7 +191,8 @@ def similar_items(
     """The k items most similar to each given item."""
     import aerec
 
-    _emit(aerec.load(bundle).similar_items(_ids(items), k=k), output)
+    model = aerec.load(bundle)
+    _emit(model.similar_items(_ids(items, model.items_), k=k), output)
 
 
 @app.command()
@@ -217,7 +233,8 @@ def impute(
     import aerec
     from .data import read_table
     from .exceptions import AerecWarning
-    from .impute import AutoRec, TableAutoencoder
+    from .recommend import AutoRec
+    from .table import TableAutoencoder
 
     model = aerec.load(bundle)
     if not isinstance(model, (TableAutoencoder, AutoRec)):
@@ -254,15 +271,16 @@ def serve(
         _fail("serving needs the 'serve' extra: pip install 'aerec[serve]'")
     from .base import registered
     from .bundle import read_meta
-    from .server import serving_kind
+    from .server import served_kinds, serving_kind
 
     try:
         meta = read_meta(bundle)  # fail now, in one line, rather than in every worker
         kind = serving_kind(registered(meta["class"]))
     except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-        _fail(str(exc).strip("'\""))
+        _fail(_message(exc))
     if kind is None:
-        _fail(f"{bundle} holds a {meta['class']}; aerec serve answers recommender, ImageSearch and AutoRec bundles")
+        _fail(f"{bundle} holds a {meta['class']}; aerec serve answers {', '.join(served_kinds())} bundles "
+              f"(recommenders, ImageSearch, AutoRec)")
     os.environ["AEREC_BUNDLE"] = str(bundle.resolve())
     if api_key:
         os.environ["AEREC_API_KEY"] = api_key
@@ -279,7 +297,7 @@ app.add_typer(images_app, name="images")
 def images_fit(
     folder: Path = typer.Argument(..., help="A folder of PNG/JPEG images (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
-    model: str = typer.Option("conv-dae", help="conv-ae, conv-dae or conv-vae."),
+    kind: str = typer.Option("conv-dae", help="conv-ae, conv-dae or conv-vae."),
     code_dim: int = typer.Option(32, min=1),
     epochs: int = typer.Option(50, min=1),
     channels: int = typer.Option(None, help="Convert to 1 (grayscale) or 3 (RGB) channels."),
@@ -287,7 +305,7 @@ def images_fit(
     """Train an image autoencoder on a folder and save it with the FAISS index of the folder's codes."""
     from .images import ImageSearch
 
-    search = ImageSearch(model=model, code_dim=code_dim, epochs=epochs, channels=channels).fit(folder)
+    search = ImageSearch(kind=kind, code_dim=code_dim, epochs=epochs, channels=channels).fit(folder)
     search.save(out)
     typer.echo(f"indexed {len(search.index_)} images ({len(search.skipped_)} skipped) in "
                f"{search.fit_seconds_:.1f} s; saved to {out}")
@@ -308,23 +326,15 @@ def images_search(
     search = aerec.load(bundle)
     if not isinstance(search, ImageSearch):
         _fail(f"{bundle} holds a {type(search).__name__}, not an ImageSearch")
-    if query.is_dir():
-        codes = search.codes(query)
-        results = search.index_.search(codes.to_numpy(), k=k, query_ids=codes.index)
-    else:
-        from .data.images import _read_file
-
-        image = _read_file(query, search.image_shape_)
-        results = search.search(image[None], k=k, query_ids=[str(query)])
-    _emit(results, output)
+    _emit(search.search(query, k=k), output)
 
 
 @app.command()
 def version():
     """Print the versions of aerec and of the libraries it runs on."""
-    from .bundle import _versions
+    from .bundle import library_versions
 
-    for name, value in _versions().items():
+    for name, value in library_versions().items():
         typer.echo(f"{name} {value}")
 
 

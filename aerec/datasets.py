@@ -11,9 +11,7 @@ The MNIST test set (CC BY-SA 3.0) is in the repository's ``data/mnist/``.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
-import shutil
 import tempfile
 import urllib.request
 import zipfile
@@ -24,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ChecksumError, DataValidationError
+from .utils import sha256_of
 
 __all__ = ["movielens_100k", "MovieLens100K", "mnist", "MNIST", "data_home", "cache_dir"]
 
@@ -72,13 +71,6 @@ def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "aerec"
 
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify(path: Path, expected: str, label=None) -> None:

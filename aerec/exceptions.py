@@ -10,7 +10,9 @@ __all__ = [
     "AerecError",
     "NotFittedError",
     "DataValidationError",
+    "InvalidParameterError",
     "MissingColumnError",
+    "ImageTooLargeError",
     "UnknownIdError",
     "ChecksumError",
     "BundleError",
@@ -35,8 +37,16 @@ class DataValidationError(AerecError, ValueError):
     """User data is malformed; the message names the column and the rows at fault."""
 
 
+class InvalidParameterError(AerecError, ValueError):
+    """A hyperparameter is outside what the estimator accepts; the message names it, what it must be and what it got."""
+
+
 class MissingColumnError(DataValidationError):
     """A column the call needs is not in the DataFrame."""
+
+
+class ImageTooLargeError(DataValidationError):
+    """An image has more pixels than the limit it is read under (a decompression bomb, or an oversized upload)."""
 
 
 class UnknownIdError(AerecError, KeyError):
@@ -53,9 +63,9 @@ class UnknownIdError(AerecError, KeyError):
     def __init__(self, kind: str, ids, hint: str = ""):
         self.kind = kind
         self.ids = list(ids)
-        shown = ", ".join(repr(i) for i in self.ids[:10])
-        more = f" and {len(self.ids) - 10} more" if len(self.ids) > 10 else ""
-        msg = f"{len(self.ids)} unknown {kind} id(s): {shown}{more}"
+        from .utils import shown
+
+        msg = f"{len(self.ids)} unknown {kind} id(s): {shown(self.ids)}"
         if hint:
             msg += f". {hint}"
         super().__init__(msg)

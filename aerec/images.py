@@ -8,13 +8,17 @@ import numpy as np
 import pandas as pd
 
 from .base import BaseEstimator, register
-from .data.images import ImageSource, image_source
-from .exceptions import DataValidationError
+from .bundle import load_part, save_part
+from .data.images import ImageSource, image_source, read_image
+from .exceptions import DataValidationError, UnknownIdError
 from .index import EmbeddingIndex
+from .params import Interval, Options, Widths
+from .utils import as_list
 
-__all__ = ["ImageSearch"]
+__all__ = ["ImageSearch", "KINDS"]
 
-_MODELS = ("conv-ae", "conv-dae", "conv-vae")
+#: plain, denoising and variational convolutional autoencoders
+KINDS = ("conv-ae", "conv-dae", "conv-vae")
 
 
 @register
@@ -23,7 +27,7 @@ class ImageSearch(BaseEstimator):
 
     Parameters
     ----------
-    model : {"conv-ae", "conv-dae", "conv-vae"}, default "conv-dae"
+    kind : {"conv-ae", "conv-dae", "conv-vae"}, default "conv-dae"
         Plain, denoising or variational convolutional autoencoder.
     code_dim : int, default 32
         Size of the code that is indexed.
@@ -42,7 +46,7 @@ class ImageSearch(BaseEstimator):
     beta : float
         KL weight of the variational autoencoder.
     epochs, batch_size, learning_rate : training settings (Adam).
-    validation_split : float
+    validation_fraction : float
         Share of the images held out for early stopping (on reconstruction loss, best weights kept).
     patience : int
         Epochs without improvement before stopping.
@@ -72,12 +76,33 @@ class ImageSearch(BaseEstimator):
     ['query', 'id', 'score', 'rank']
     """
 
-    def __init__(self, model: str = "conv-dae", code_dim: int = 32, image_size=None, channels=None,
+    served_as = "image search"
+    _parameter_constraints = {
+        "kind": [Options(*KINDS)],
+        "code_dim": [Interval("int", 1, None)],
+        "image_size": [Widths(1), None],
+        "channels": [Options(1, 3), None],
+        "filters": [Widths(1)],
+        "dense": [Widths(1), Options(())],
+        "noise": [Options("shift", "gaussian", "masking", "salt_pepper"), None],
+        "noise_level": [Interval("real", 0, None)],
+        "beta": [Interval("real", 0, None)],
+        "epochs": [Interval("int", 1, None)],
+        "batch_size": [Interval("int", 1, None)],
+        "learning_rate": [Interval("real", 0, None, closed="neither")],
+        "validation_fraction": [Interval("real", 0, 1, closed="left")],
+        "patience": [Interval("int", 1, None)],
+        "metric": [Options("cosine", "l2", "ip")],
+        "seed": [Interval("int", 0, None)],
+        "verbose": [Options("auto", 0, 1, 2, False, True)],
+    }
+
+    def __init__(self, kind: str = "conv-dae", code_dim: int = 32, image_size=None, channels=None,
                  filters=(32, 64), dense=(), noise: str = "shift", noise_level: float = 0.1, beta: float = 1.0,
                  epochs: int = 50, batch_size: int = 128, learning_rate: float = 1e-3,
-                 validation_split: float = 0.1, patience: int = 5, metric: str = "cosine",
+                 validation_fraction: float = 0.1, patience: int = 5, metric: str = "cosine",
                  index_kind: str = "auto", seed: int = 0, verbose="auto"):
-        self.model = model
+        self.kind = kind
         self.code_dim = code_dim
         self.image_size = image_size
         self.channels = channels
@@ -89,7 +114,7 @@ class ImageSearch(BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
-        self.validation_split = validation_split
+        self.validation_fraction = validation_fraction
         self.patience = patience
         self.metric = metric
         self.index_kind = index_kind
@@ -97,16 +122,6 @@ class ImageSearch(BaseEstimator):
         self.verbose = verbose
 
     # --- fitting -------------------------------------------------------------------------
-    def _validate_params(self) -> None:
-        if self.model not in _MODELS:
-            raise ValueError(f"model must be one of {_MODELS}, got {self.model!r}")
-        for name in ("code_dim", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
-
     def _source(self, images, ids=None, on_error="skip", fitted: bool = False) -> ImageSource:
         if fitted:
             h, w, c = self.image_shape_
@@ -127,10 +142,10 @@ class ImageSearch(BaseEstimator):
         from .models.conv_vae import ConvVAE
 
         keras.utils.set_random_seed(self.seed)
-        if self.model == "conv-vae":
+        if self.kind == "conv-vae":
             net = ConvVAE(image_shape, self.code_dim, self.filters, beta=self.beta, seed=self.seed, dense=self.dense)
         else:
-            noise = self.noise if self.model == "conv-dae" else None
+            noise = self.noise if self.kind == "conv-dae" else None
             net = ConvAutoencoder(image_shape, self.code_dim, self.filters, noise=noise,
                                   noise_level=self.noise_level if noise else 0.0, seed=self.seed, dense=self.dense)
         net.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="binary_crossentropy")
@@ -156,7 +171,7 @@ class ImageSearch(BaseEstimator):
         self.skipped_ = source.skipped
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(source))
-        n_val = int(round(self.validation_split * len(source))) if len(source) >= 10 else 0
+        n_val = int(round(self.validation_fraction * len(source))) if len(source) >= 10 else 0
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         self.model_ = self._build_model(source.shape)
         train = source.dataset(self.batch_size, train_idx, shuffle_seed=self.seed)
@@ -193,35 +208,67 @@ class ImageSearch(BaseEstimator):
         source = self._source(images, fitted=True)
         return np.concatenate([np.asarray(self.model_(b, training=False)) for b in source.batches(256)])
 
-    def search(self, query_images, k: int = 10, query_ids=None) -> pd.DataFrame:
+    def search(self, query, k: int = 10, query_ids=None) -> pd.DataFrame:
         """The ``k`` indexed images most like each query image.
+
+        Parameters
+        ----------
+        query
+            What a person means by it: an image file's path (one image) or a folder's (every image in
+            it, ids relative to it); a list of paths; the bytes of an image file; a PIL image; an array
+            of one image, (H, W) or (H, W, C), or of several, (N, H, W[, C]). Each image is converted
+            and resized to the fitted shape.
+        k : int
+        query_ids : list, optional
+            What the ``query`` column holds; by default the paths given, the folder's relative
+            paths, or the query's position.
 
         Returns
         -------
-        DataFrame ``query, id, score, rank``; ``query`` is the query's position unless ``query_ids`` is given.
+        DataFrame ``query, id, score, rank``.
         """
         self._check_fitted()
-        source = self._check_query(query_images, query_ids)
-        return self.index_.search(self._encode(source), k=k, query_ids=query_ids)
+        source, labels = self._queries(query)
+        labels = labels if query_ids is None else query_ids
+        return self.index_.search(self._encode(source), k=k, query_ids=labels)
 
-    def _check_query(self, query_images, query_ids) -> ImageSource:
-        if not isinstance(query_images, (str, Path)):
-            array = np.asarray(query_images)
-            if array.ndim == 2:
-                array = array[None]
-            expected = self.image_shape_
-            given = array.shape[1:3] + ((array.shape[3],) if array.ndim == 4 else (1,))
-            if array.ndim not in (3, 4) or given[2] != expected[2]:
-                raise DataValidationError(
-                    f"query images have shape {array.shape}; expected (N, {expected[0]}, {expected[1]}"
-                    f"{', ' + str(expected[2]) if expected[2] != 1 else ''}) images with {expected[2]} channel(s)")
-            query_images = array
-        return self._source(query_images, query_ids, fitted=True)
+    def _queries(self, query) -> tuple[ImageSource, list | None]:
+        """The query images as a source of the fitted shape, and their default labels."""
+        from PIL import Image
+
+        h, w, c = self.image_shape_
+        if isinstance(query, (str, Path)) and Path(query).is_dir():
+            source = self._source(query, fitted=True)
+            return source, source.ids
+        if isinstance(query, (str, Path)):
+            if not Path(query).is_file():
+                raise FileNotFoundError(f"{query}: no such image file or folder")
+            return self._source(read_image(query, self.image_shape_)[None], fitted=True), [str(query)]
+        if isinstance(query, (bytes, bytearray, Image.Image)):
+            return self._source(read_image(query, self.image_shape_)[None], fitted=True), None
+        if isinstance(query, (list, tuple)) and query and all(isinstance(q, (str, Path)) for q in query):
+            images = np.stack([read_image(q, self.image_shape_) for q in query])
+            return self._source(images, fitted=True), [str(q) for q in query]
+        array = np.asarray(query)
+        if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[-1] == c):
+            array = array[None]  # one image: (H, W) or (H, W, C)
+        if array.ndim not in (3, 4):
+            raise DataValidationError(
+                f"query images have shape {array.shape}; expected one image (H, W[, C]) or several (N, H, W[, C]), "
+                f"a path, a list of paths, bytes or a PIL image")
+        channels = array.shape[3] if array.ndim == 4 else 1
+        if channels not in (1, 3):
+            raise DataValidationError(f"query images have {channels} channels (shape {array.shape}); expected 1 or 3")
+        return self._source(array, fitted=True), None
 
     def similar(self, ids, k: int = 10) -> pd.DataFrame:
         """The ``k`` indexed images most like the indexed images ``ids`` (each itself excluded)."""
         self._check_fitted()
-        return self.index_.search_ids(ids, k=k, exclude_self=True)
+        wanted = as_list(ids)
+        unknown = [i for i, position in zip(wanted, self.index_.ids_.index_of(wanted, on_unknown="mark")) if position < 0]
+        if unknown:
+            raise UnknownIdError("image", unknown, hint="similar() takes the ids of indexed images")
+        return self.index_.search_ids(wanted, k=k, exclude_self=True)
 
     def add(self, images, ids) -> "ImageSearch":
         """Index more images under new ``ids``, without retraining."""
@@ -231,19 +278,10 @@ class ImageSearch(BaseEstimator):
         return self
 
     # --- saving ---------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Save to a bundle directory; :func:`aerec.load` reads it."""
-        from .bundle import save
-
-        self._check_fitted()
-        save(self, path)
-
     def _save_to(self, directory) -> dict:
-        directory = Path(directory)
         self.model_.save(directory / "model.keras")
-        index_meta = {"params": self.index_.get_params(), **self.index_._save_to(directory)}
         return {"image_shape": list(self.image_shape_), "history": self.history_, "fit_seconds": self.fit_seconds_,
-                "index": index_meta, "skipped": self.skipped_}
+                "index": save_part(self.index_, directory, "index"), "skipped": self.skipped_}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "ImageSearch":
@@ -251,14 +289,9 @@ class ImageSearch(BaseEstimator):
 
         from .models import conv_ae, conv_vae  # noqa: F401 - registers the classes for deserialisation
 
-        directory = Path(directory)
-        params = dict(meta["params"])
-        for key in ("filters", "dense", "image_size"):
-            if isinstance(params.get(key), list):
-                params[key] = tuple(params[key])
-        search = cls(**params)
+        search = cls(**meta["params"])
         search.model_ = keras.saving.load_model(directory / "model.keras", safe_mode=True)
-        search.index_ = EmbeddingIndex._load_from(directory, meta["index"])
+        search.index_ = load_part(directory, meta["index"])
         search.image_shape_ = tuple(meta["image_shape"])
         search.history_, search.fit_seconds_ = meta["history"], meta["fit_seconds"]
         search.skipped_ = [tuple(s) for s in meta.get("skipped", [])]

@@ -33,7 +33,8 @@ import pandas as pd
 from .base import BaseEstimator, register
 from .data import IdMap
 from .exceptions import (AerecWarning, BundleError, CatalogueTooLargeError, DataValidationError,
-                         NotFittedError, UnknownIdError)
+                         InvalidParameterError, NotFittedError, UnknownIdError)
+from .params import Interval, Options
 from .utils import as_list, available_memory
 
 __all__ = ["EmbeddingIndex"]
@@ -74,8 +75,8 @@ class EmbeddingIndex(BaseEstimator):
     index_ : faiss.Index
         The FAISS index; it stores positions ``0..n-1``.
     ids_ : IdMap
-        FAISS position -> the user's id. For tuned indexes the held-out tuning sample comes
-        last, so the order is not always the order given to :meth:`build`.
+        FAISS position -> the user's id. Positions follow the order of the ids given to
+        :meth:`build`, then those given to each :meth:`add`.
     dim_ : int
         Dimension of the vectors.
     factory_ : str
@@ -111,6 +112,13 @@ class EmbeddingIndex(BaseEstimator):
     _recall_at = 10
     #: largest efSearch tried when tuning HNSW
     _max_ef_search = 4096
+
+    _parameter_constraints = {
+        "metric": [Options(*_METRICS)],
+        "recall_target": [Interval("real", 0, 1, closed="right"), None],
+        "seed": [Interval("int", None, None)],
+        "max_memory": [Interval("int", 1, None), None],
+    }
 
     def __init__(self, metric: str = "ip", kind: str = "auto", recall_target: float | None = 0.95,
                  seed: int = 0, max_memory: int | None = None):
@@ -164,7 +172,7 @@ class EmbeddingIndex(BaseEstimator):
         self.factory_ = factory
         if isinstance(faiss.downcast_index(index), faiss.IndexFlat) or n < 2:
             index.add(X)
-            order, self.search_params_, self.measured_recall_ = np.arange(n), {}, 1.0
+            self.search_params_, self.measured_recall_ = {}, 1.0
         elif queries is not None:
             Q = self._prepare(_as_matrix(queries, "queries", allow_1d=False), "queries", queries)
             if Q.shape[1] != d:
@@ -172,22 +180,25 @@ class EmbeddingIndex(BaseEstimator):
             if len(Q) > self._tune_queries:
                 Q = Q[np.sort(np.random.default_rng(self.seed).choice(len(Q), self._tune_queries, replace=False))]
             index.add(X)
-            order = np.arange(n)
             self.search_params_, self.measured_recall_ = self._tune(index, X, Q)
         else:
             # Tune with a held-out sample as queries: vectors already in a graph are found more
-            # easily than new ones, so tuning on indexed vectors would overstate the recall.
+            # easily than new ones, so tuning on indexed vectors would overstate the recall. The
+            # tuning runs on a copy without the sample; the index itself then gets every vector in
+            # the order given, so that positions follow the ids (an HNSW graph is built twice).
             held = np.random.default_rng(self.seed).choice(n, size=min(self._tune_queries, max(1, n // 5)), replace=False)
             held = np.sort(held)
             rest = np.setdiff1d(np.arange(n), held, assume_unique=True)
-            index.add(X[rest])
-            self.search_params_, self.measured_recall_ = self._tune(index, X[rest], X[held])
-            index.add(X[held])
-            order = np.concatenate([rest, held])  # FAISS positions follow the order of adding
+            trial = faiss.clone_index(index)
+            trial.add(X[rest])
+            self.search_params_, self.measured_recall_ = self._tune(trial, X[rest], X[held])
+            del trial
+            index.add(X)
+            _apply_search_params(index, self.search_params_)
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
             ivf.make_direct_map()  # so that search_ids can read indexed vectors back
-        self.index_, self.ids_, self.dim_ = index, IdMap(ids.take(order), name="id"), d
+        self.index_, self.ids_, self.dim_ = index, IdMap(ids, name="id"), d
         self.build_seconds_ = time.perf_counter() - start
         self.fitted_ = True
         return self
@@ -276,6 +287,55 @@ class EmbeddingIndex(BaseEstimator):
         rows, positions, scores = self._search_positions(Q, k, excluded)
         return self._frame(labels, rows, positions, scores)
 
+    def search_positions(self, queries, k: int = 10, exclude=None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best positions of each query, as arrays: the fast path under :meth:`search`.
+
+        Positions follow the order of the ids given to :meth:`build` and :meth:`add`
+        (``ids_.ids[p]`` is the id at position ``p``).
+
+        Parameters
+        ----------
+        queries : array-like, shape (n, d)
+        k : int
+        exclude : scipy.sparse matrix of shape (n, ntotal), optional
+            Row ``q`` marks (by its stored entries) the positions query ``q`` must not return.
+
+        Returns
+        -------
+        positions : ndarray of int64, shape (n, k)
+            Best first; -1 past the end where fewer than ``k`` positions were left.
+        scores : ndarray of float32, shape (n, k)
+            Larger is better; ``-inf`` where the position is -1.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> vectors = np.array([[1, 0], [0.5, 0.5], [0, 1]], dtype="float32")
+        >>> index = EmbeddingIndex(kind="flat").build(vectors, ids=["a", "b", "c"])
+        >>> positions, scores = index.search_positions(vectors[:1], k=2, exclude=sp.csr_matrix([[1, 0, 0]]))
+        >>> positions.tolist(), scores.tolist()
+        ([[1, 2]], [[0.5, 0.0]])
+        """
+        self._check_built()
+        Q = self._prepare(_as_matrix(queries, "queries", allow_1d=False), "queries", queries)
+        k = self._check_k(k)
+        n = len(Q)
+        empty = np.zeros(0, dtype=np.int64)
+        excluded = (empty, empty)
+        if exclude is not None:
+            if not hasattr(exclude, "tocoo") or exclude.shape != (n, self.ntotal):
+                raise DataValidationError(f"exclude must be a sparse matrix of shape ({n}, {self.ntotal}), one row "
+                                          f"per query and one column per position; got {getattr(exclude, 'shape', type(exclude).__name__)}")
+            coo = exclude.tocoo()
+            excluded = (coo.row.astype(np.int64), coo.col.astype(np.int64))
+        rows, found, scores = self._search_positions(Q, k, excluded)
+        positions = np.full((n, k), -1, dtype=np.int64)
+        values = np.full((n, k), -np.inf, dtype=np.float32)
+        slot = np.arange(len(rows)) - np.searchsorted(rows, rows)  # rank within each query
+        positions[rows, slot] = found
+        values[rows, slot] = scores
+        return positions, values
+
     def search_ids(self, ids, k: int = 10, exclude_self: bool = True, exclude=None) -> pd.DataFrame:
         """Search with vectors already in the index, named by their ids ("more like these").
 
@@ -339,12 +399,12 @@ class EmbeddingIndex(BaseEstimator):
         return self.ntotal
 
     # --- saving ------------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Save to a directory: ``index.faiss`` (FAISS's own format), ``ids.parquet`` and
-        ``meta.json`` (parameters, measured recall, checksums). No pickle.
+    @classmethod
+    def load(cls, path) -> "EmbeddingIndex":
+        """The index saved by :meth:`save` in the directory ``path`` (checksums verified).
 
-        The directory is written beside ``path`` and renamed into place, so an interrupted save
-        leaves a previous one intact. Read it back with :meth:`load` or :func:`aerec.load`.
+        ``save`` writes ``index.faiss`` (FAISS's own format), ``ids.parquet`` and ``meta.json``
+        (parameters, measured recall, checksums), without pickle.
 
         Examples
         --------
@@ -356,14 +416,6 @@ class EmbeddingIndex(BaseEstimator):
         >>> same.search(np.eye(2), k=1).equals(index.search(np.eye(2), k=1))
         True
         """
-        from .bundle import save
-
-        self._check_built()
-        save(self, path)
-
-    @classmethod
-    def load(cls, path) -> "EmbeddingIndex":
-        """The index saved by :meth:`save` in the directory ``path`` (checksums verified)."""
         from .bundle import read_meta
 
         meta = read_meta(path)
@@ -403,20 +455,12 @@ class EmbeddingIndex(BaseEstimator):
         return obj
 
     # --- internals ---------------------------------------------------------------------------
-    def _validate_params(self) -> None:
-        if self.metric not in _METRICS:
-            raise DataValidationError(f"metric must be one of {_METRICS}, got {self.metric!r}")
+    def _check_param_relations(self) -> None:
         if not isinstance(self.kind, str) or not self.kind:
-            raise DataValidationError(f"kind must be one of {_KINDS} or a FAISS factory string, got {self.kind!r}")
+            raise InvalidParameterError(f"kind must be one of {_KINDS} or a FAISS factory string, got {self.kind!r}")
         if "IDMap" in self.kind:
-            raise DataValidationError(f"kind={self.kind!r}: EmbeddingIndex maps ids itself; drop IDMap from the factory string")
-        if self.recall_target is not None and not (isinstance(self.recall_target, numbers.Real)
-                                                   and 0 < self.recall_target <= 1):
-            raise DataValidationError(f"recall_target must be in (0, 1] or None, got {self.recall_target!r}")
-        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool):
-            raise DataValidationError(f"seed must be an int, got {self.seed!r}")
-        if self.max_memory is not None and not (isinstance(self.max_memory, numbers.Integral) and self.max_memory > 0):
-            raise DataValidationError(f"max_memory must be a positive number of bytes or None, got {self.max_memory!r}")
+            raise InvalidParameterError(f"kind={self.kind!r}: EmbeddingIndex maps ids itself; drop IDMap from the "
+                                        f"factory string")
 
     def _check_built(self) -> None:
         if not self.is_fitted:

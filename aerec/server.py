@@ -11,23 +11,24 @@ a recommender             ``POST /recommend`` (known user), ``POST /recommend/hi
 ``AutoRec``               ``POST /predict`` (ratings of (user, item) pairs)
 ========================  =========================================================================
 
-Nothing is loaded at import and nothing is global: each app holds its own model. The hot path of
-the recommender endpoints is a dict lookup of the id, the model's user code (NumPy for the Keras
-recommenders that offer it, see ``numpy_user_code``), one FAISS search and the ids of the result:
-no pandas and no TensorFlow call per request. Unknown ids answer 404 naming them, bad bodies 422
-with one readable line, uploads over the size limit 413.
+Nothing is loaded at import and nothing is global: each app holds its own model, and the routes call
+only the estimators' public API (the recommenders' :class:`~aerec.TopK` array methods, whose hot path
+is the model's user code in NumPy and one FAISS search; ``ImageSearch.search``; ``AutoRec.predict``).
+Ids in JSON are read with :func:`aerec.data.coerce_ids`, as on the command line. Unknown ids answer
+404 naming them, bad bodies 422 with one readable line, bodies and uploads over the size limits 413.
+
+Which routes a kind of bundle gets is said in one place: a function decorated with
+``@_serves("kind")`` here, for the estimator classes whose ``served_as`` is that kind.
 
 Run it with ``aerec serve BUNDLE`` (binds 127.0.0.1 unless told otherwise).
 """
 from __future__ import annotations
 
 import gc
-import io
+import hmac
 import os
-import struct
-import warnings
 from pathlib import Path
-from typing import Literal, Union
+from typing import Callable, Literal, Union
 
 try:
     from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -40,11 +41,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("aerec's HTTP server needs the 'serve' extra: pip install 'aerec[serve]'") from exc
 
 import numpy as np
-import scipy.sparse as sp
 
-from .exceptions import AerecError, DataValidationError, UnknownIdError
+from .data import coerce_ids
+from .data.images import decode_image
+from .exceptions import AerecError, DataValidationError, ImageTooLargeError, InvalidParameterError, UnknownIdError
 
-__all__ = ["create_app", "app_from_env", "serving_kind"]
+__all__ = ["create_app", "app_from_env", "serving_kind", "served_kinds"]
 
 Id = Union[StrictInt, StrictStr]
 
@@ -140,11 +142,8 @@ class Health(BaseModel):
     model: str
 
 
-Kind = Literal["recommender", "image search", "rating model"]
-
-
 class Metadata(BaseModel):
-    kind: Kind
+    kind: str = Field(description="What the bundle serves: the estimator class's ``served_as``.")
     model: str
     params: dict
     versions: dict
@@ -161,65 +160,47 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-# --- ids ------------------------------------------------------------------------------------
-class _IdLookup:
-    """Dense index of a JSON id in O(1): a dict built once from an ``IdMap``, accepting "42" for
-    the integer id 42 and 42 for the string id "42"."""
-
-    def __init__(self, idmap, name: str | None = None):
-        self.name = name or idmap.name
-        self.ids = np.asarray(idmap.ids).tolist()  # JSON-ready ids, by index
-        self.index = {value: i for i, value in enumerate(self.ids)}
-        self.integer = idmap.ids.dtype.kind in "iu"
-
-    def get(self, value) -> int:
-        """The index of ``value``, or -1."""
-        found = self.index.get(value)
-        if found is None:
-            if isinstance(value, str) and self.integer:
-                try:
-                    found = self.index.get(int(value))
-                except ValueError:
-                    pass
-            elif isinstance(value, int) and not self.integer:
-                found = self.index.get(str(value))
-        return -1 if found is None else found
-
-    def __call__(self, value) -> int:
-        """The index of ``value``; :class:`~aerec.exceptions.UnknownIdError` naming it when unknown."""
-        found = self.get(value)
-        if found < 0:
-            raise UnknownIdError(self.name, [value])
-        return found
-
-
-def _json_id(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
 # --- what the server answers ---------------------------------------------------------------------
-def serving_kind(estimator) -> str | None:
-    """``"recommender"``, ``"image search"`` or ``"rating model"`` for an estimator (or its class) that
-    :func:`create_app` serves; None for anything else."""
-    from .images import ImageSearch
-    from .impute import AutoRec
-    from .recommend.base import Recommender
+_ROUTES: dict[str, Callable] = {}
 
+
+def _serves(kind: str):
+    """Register the function that adds the routes of estimators whose ``served_as`` is ``kind``."""
+    def decorate(func):
+        _ROUTES[kind] = func
+        return func
+    return decorate
+
+
+def served_kinds() -> list[str]:
+    """The kinds of bundle :func:`create_app` serves."""
+    return sorted(_ROUTES)
+
+
+def _served_classes() -> str:
+    """``"image search (ImageSearch), ..."``: the kinds served and the estimator classes of each."""
+    from .base import estimator_classes
+
+    return ", ".join(f"{kind} ({', '.join(estimator_classes(served_as=kind))})" for kind in served_kinds())
+
+
+def serving_kind(estimator) -> str | None:
+    """The kind :func:`create_app` serves an estimator (or its class) as; None when it serves none."""
     cls = estimator if isinstance(estimator, type) else type(estimator)
-    for base, kind in ((Recommender, "recommender"), (ImageSearch, "image search"), (AutoRec, "rating model")):
-        if issubclass(cls, base):
-            return kind
-    return None
+    kind = getattr(cls, "served_as", None)
+    return kind if kind in _ROUTES else None
 
 
 class _Limits:
-    def __init__(self, max_k: int, max_history: int, max_pairs: int, max_upload_bytes: int, max_image_pixels: int):
+    def __init__(self, max_k: int, max_history: int, max_pairs: int, max_upload_bytes: int, max_image_pixels: int,
+                 max_body_bytes: int):
         for name, value in (("max_k", max_k), ("max_history", max_history), ("max_pairs", max_pairs),
-                            ("max_upload_bytes", max_upload_bytes), ("max_image_pixels", max_image_pixels)):
+                            ("max_upload_bytes", max_upload_bytes), ("max_image_pixels", max_image_pixels),
+                            ("max_body_bytes", max_body_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InvalidParameterError(f"{name} must be a positive integer, got {value!r}")
         self.max_k, self.max_history, self.max_pairs = max_k, max_history, max_pairs
-        self.max_upload_bytes, self.max_image_pixels = max_upload_bytes, max_image_pixels
+        self.max_upload_bytes, self.max_image_pixels, self.max_body_bytes = max_upload_bytes, max_image_pixels, max_body_bytes
 
 
 class _TooLarge(AerecError, ValueError):
@@ -228,7 +209,7 @@ class _TooLarge(AerecError, ValueError):
 
 def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_history: int = 10_000,
                via: str = "index", max_pairs: int = 10_000, max_upload_bytes: int = 10 * 2**20,
-               max_image_pixels: int = 4096 * 4096):
+               max_image_pixels: int = 4096 * 4096, max_body_bytes: int = 2**20):
     """A FastAPI app serving the bundle at ``bundle_path``; its routes depend on what the bundle holds.
 
     Parameters
@@ -237,7 +218,8 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         A directory written by ``save`` of a recommender (``EASE``, ``MultVAE``, ...), an
         ``ImageSearch`` or an ``AutoRec``.
     api_key : str, optional
-        When set, every endpoint but ``/health`` wants it in the ``X-API-Key`` header (401 otherwise).
+        When set, every endpoint but ``/health`` wants it in the ``X-API-Key`` header (401 otherwise),
+        checked before the body is read. An empty key is refused.
     max_k : int
         Most results per request (422 beyond it).
     max_history : int
@@ -249,6 +231,8 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         Most (user, item) pairs per ``/predict`` request (rating models; 422 beyond it).
     max_upload_bytes, max_image_pixels : int
         Largest image upload, in bytes and in decoded pixels (image search; 413 beyond them).
+    max_body_bytes : int
+        Largest JSON body (413 beyond it, from the Content-Length header or while the body streams in).
 
     Raises
     ------
@@ -259,17 +243,20 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
     from .bundle import load, read_meta
 
     if via not in ("index", "model"):
-        raise ValueError(f"via must be 'index' or 'model', got {via!r}")
-    limits = _Limits(max_k, max_history, max_pairs, max_upload_bytes, max_image_pixels)
+        raise InvalidParameterError(f"via must be 'index' or 'model', got {via!r}")
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise InvalidParameterError("api_key is empty: give a real key, or None to serve without one")
+    limits = _Limits(max_k, max_history, max_pairs, max_upload_bytes, max_image_pixels, max_body_bytes)
     meta = read_meta(bundle_path)
     model = load(bundle_path)
     kind = serving_kind(model)
     if kind is None:
-        raise TypeError(f"{Path(bundle_path).name} holds a {type(model).__name__}; the server answers recommender, "
-                        "ImageSearch and AutoRec bundles")
+        raise TypeError(f"{Path(bundle_path).name} holds a {type(model).__name__}; the server answers "
+                        f"{_served_classes()} bundles")
 
-    app = FastAPI(title="aerec", version=__version__,
+    app = FastAPI(title="aerec", version=__version__, docs_url=None, redoc_url=None,
                   description=f"{kind.capitalize()} {type(model).__name__} from the bundle {Path(bundle_path).name}.")
+    _offline_docs(app)
     app.state.model = model
     app.state.kind = kind
 
@@ -277,8 +264,8 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
     if api_key is not None:
         key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
-        def check_key(key: str | None = Depends(key_header)) -> None:
-            if key != api_key:
+        def check_key(key: str | None = Depends(key_header)) -> None:  # declares the key in the OpenAPI schema
+            if key is None or not hmac.compare_digest(key.encode(), api_key.encode()):
                 raise HTTPException(status_code=401, detail="missing or wrong X-API-Key")
 
         secured = [Depends(check_key)]
@@ -289,6 +276,10 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
 
     @app.exception_handler(_TooLarge)
     async def too_large(request: Request, exc: _TooLarge):
+        return JSONResponse(status_code=413, content={"detail": str(exc)})
+
+    @app.exception_handler(ImageTooLargeError)
+    async def image_too_large(request: Request, exc: ImageTooLargeError):
         return JSONResponse(status_code=413, content={"detail": str(exc)})
 
     @app.exception_handler(AerecError)
@@ -303,7 +294,7 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
     async def internal(request: Request, exc: Exception):  # never leak tracebacks or paths
         return JSONResponse(status_code=500, content={"detail": f"internal error ({type(exc).__name__})"})
 
-    errors = {422: {"model": ErrorBody}}
+    errors = {422: {"model": ErrorBody}, 413: {"model": ErrorBody, "description": "The body is over the size limit."}}
     if api_key is not None:
         errors[401] = {"model": ErrorBody}
     with_ids = {**errors, 404: {"model": ErrorBody}}
@@ -313,37 +304,46 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         """Liveness: the model is loaded."""
         return {"status": "ok", "model": type(model).__name__}
 
-    sizes, limit_values = _describe(model, kind, limits)
+    served = _ROUTES[kind](app, model, limits, secured, errors, with_ids, via)
 
     @app.get("/metadata", response_model=Metadata, dependencies=secured,
              responses={401: {"model": ErrorBody}} if api_key is not None else None)
     async def metadata():
         """What is being served: the kind of model, its parameters, library versions, training history, limits."""
-        return {"kind": kind, "model": type(model).__name__, "params": meta["params"],
+        return {"kind": kind, "model": type(model).__name__, "params": _plain(meta["params"]),
                 "versions": meta.get("versions", {}), "history": _plain(meta.get("history", {})),
-                "limits": limit_values, **sizes}
+                "limits": served["limits"], **served["sizes"]}
 
-    routes = {"recommender": _recommender_routes, "image search": _image_routes, "rating model": _rating_routes}
-    routes[kind](app, model, limits, secured, errors, with_ids, via)
+    # outermost: the key and the body size are checked before anything reads the body
+    upload_paths = tuple(served.get("upload_paths", ()))
+    app.add_middleware(_Gate, api_key=api_key, open_paths=("/health", "/docs", "/openapi.json", _DOCS_ASSETS),
+                       limit=limits.max_body_bytes,
+                       upload_paths=upload_paths, upload_limit=limits.max_upload_bytes)
     return app
 
 
-def _describe(model, kind: str, limits: _Limits) -> tuple[dict, dict]:
-    """Sizes for ``/metadata`` and the limits that apply to this kind of model."""
-    if kind == "recommender":
-        return ({"n_users": len(model.users_), "n_items": len(model.items_)},
-                {"max_k": min(limits.max_k, len(model.items_)), "max_history": limits.max_history})
-    if kind == "image search":
-        return ({"n_images": len(model.index_), "image_shape": [int(v) for v in model.image_shape_]},
-                {"max_k": min(limits.max_k, len(model.index_)), "max_upload_bytes": limits.max_upload_bytes,
-                 "max_image_pixels": limits.max_image_pixels})
-    return ({"n_users": len(model.users_), "n_items": len(model.items_),
-             "rating_range": [float(v) for v in model.rating_range_]},
-            {"max_pairs": limits.max_pairs})
+_DOCS_ASSETS = "/docs-assets"
+
+
+def _offline_docs(app) -> None:
+    """``/docs`` with Swagger UI's JavaScript and CSS served by the app itself (from the swagger-ui-bundle
+    package), so the page works on a machine without internet; FastAPI's own page loads them from a CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(_DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
+                                   swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{_DOCS_ASSETS}/favicon-32x32.png")
 
 
 def _plain(value):
-    """JSON-safe copy of a training history (NaN and infinities become None)."""
+    """JSON-safe copy of a training history or parameters (tuples as lists; NaN and infinities become None)."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -357,6 +357,12 @@ def _validation_message(errors) -> str:
     """FastAPI's list of validation errors as one readable line."""
     parts = []
     for error in errors[:5]:
+        if error.get("type") == "json_invalid":
+            position = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+            reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+            where = f" at character {position}" if position is not None else ""
+            parts.append(f"the body is not valid JSON: {str(reason).lower()}{where}")
+            continue
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
@@ -368,21 +374,19 @@ def _check_k(k: int, cap: int, n: int, what: str) -> None:
         raise DataValidationError(f"k={k} is above the limit of {cap} ({n} {what})")
 
 
-# --- recommenders ---------------------------------------------------------------------------------
-def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> None:
-    users, items = _IdLookup(model.users_), _IdLookup(model.items_)
-    item_ids = items.ids
-    n_items = len(item_ids)
-    k_cap = min(limits.max_k, n_items)
-    matrix = model.interactions_.matrix
+def _one_id(value, ids):
+    return coerce_ids([value], ids)[0]
 
-    def scored(idx: np.ndarray, vals: np.ndarray) -> list[dict]:
+
+# --- recommenders ---------------------------------------------------------------------------------
+@_serves("recommender")
+def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
+    n_items = len(model.items_)
+    k_cap = min(limits.max_k, n_items)
+
+    def scored(top) -> list[dict]:
         # plain dicts: FastAPI validates and serialises the whole response in one pass (pydantic-core)
-        out = []
-        for rank, (i, score) in enumerate(zip(idx.tolist(), vals.tolist()), 1):
-            if score != -np.inf:
-                out.append({"item": item_ids[i], "score": score, "rank": rank})
-        return out
+        return [{"item": item, "score": score, "rank": rank} for rank, (item, score) in enumerate(top.row(0), 1)]
 
     # async handlers: the work is a fraction of a millisecond of NumPy and FAISS, cheaper to run on
     # the event loop than to hand to a worker thread
@@ -390,9 +394,8 @@ def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, 
     async def recommend(body: RecommendRequest):
         """Top-k items for a user seen at fit time."""
         _check_k(body.k, k_cap, n_items, "items in the catalogue")
-        u = users(body.user)
-        idx, vals = model._top_items(matrix[u:u + 1], np.array([u]), body.k, body.exclude_seen, None, via)
-        return {"user": body.user, "items": scored(idx[0], vals[0])}
+        top = model.top_k([_one_id(body.user, model.users_)], k=body.k, exclude_seen=body.exclude_seen, via=via)
+        return {"user": body.user, "items": scored(top)}
 
     @app.post("/recommend/history", response_model=HistoryResponse, dependencies=secured, responses=errors)
     async def recommend_for_history(body: HistoryRequest):
@@ -400,97 +403,115 @@ def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, 
         _check_k(body.k, k_cap, n_items, "items in the catalogue")
         if len(body.items) > limits.max_history:
             raise DataValidationError(f"the history has {len(body.items)} items; the limit is {limits.max_history}")
-        index = [items.get(i) for i in body.items]
-        ignored = [i for i, j in zip(body.items, index) if j < 0]
-        cols = np.unique(np.array([j for j in index if j >= 0], dtype=np.int32))
-        row = sp.csr_matrix((np.ones(len(cols), np.float32), cols, np.array([0, len(cols)], dtype=np.int32)),
-                            shape=(1, n_items))
-        idx, vals = model._top_items(row, None, body.k, body.exclude_seen, None, via)
-        return {"items": scored(idx[0], vals[0]), "ignored": ignored}
+        history = coerce_ids(body.items, model.items_)
+        top = model.top_k_for_histories([history], k=body.k, exclude_seen=body.exclude_seen, via=via)
+        unknown = set(top.ignored[0])
+        return {"items": scored(top), "ignored": [given for given, item in zip(body.items, history) if item in unknown]}
 
     @app.post("/similar-items", response_model=SimilarResponse, dependencies=secured, responses=with_ids)
     async def similar_items(body: SimilarRequest):
         """The k items most similar to an item (the item itself excluded)."""
         _check_k(body.k, min(k_cap, n_items - 1), n_items - 1, "other items")
-        i = items(body.item)
-        row = sp.csr_matrix((np.ones(1, np.float32), np.array([i], dtype=np.int32), np.array([0, 1], dtype=np.int32)),
-                            shape=(1, n_items))
-        idx, vals = model._top_items(row, None, body.k, True, None, via)
-        return {"item": body.item, "items": scored(idx[0], vals[0])}
+        top = model.top_k_similar([_one_id(body.item, model.items_)], k=body.k, via=via)
+        return {"item": body.item, "items": scored(top)}
+
+    return {"sizes": {"n_users": len(model.users_), "n_items": n_items},
+            "limits": {"max_k": k_cap, "max_history": limits.max_history, "max_body_bytes": limits.max_body_bytes}}
 
 
 # --- image search ----------------------------------------------------------------------------------
-def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: str) -> None:
+@_serves("image search")
+def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
     n_images = len(search.index_)
     k_cap = min(limits.max_k, n_images)
-    app.add_middleware(_BodyLimit, paths=("/images/search",), limit=limits.max_upload_bytes)
-    too_large = {413: {"model": ErrorBody, "description": "The upload is over the size limit."}}
 
     def scored(frame) -> list[dict]:
-        return [{"id": _json_id(i), "score": float(s), "rank": int(r)}
+        return [{"id": i, "score": float(s), "rank": int(r)}
                 for i, s, r in zip(frame["id"].tolist(), frame["score"].tolist(), frame["rank"].tolist())]
 
     # a worker thread per request (def, not async def): decoding and the Keras encoder take milliseconds
-    @app.post("/images/search", response_model=ImageSearchResponse, dependencies=secured,
-              responses={**errors, **too_large})
+    @app.post("/images/search", response_model=ImageSearchResponse, dependencies=secured, responses=errors)
     def search_images(file: Annotated[UploadFile, File(description="The query image (PNG or JPEG).")],
                       k: Annotated[int, Form(ge=1, description="How many images.")] = 10):
         """The k indexed images most like an uploaded image."""
         _check_k(k, k_cap, n_images, "indexed images")
-        image = _decode_image(file.file.read(limits.max_upload_bytes + 1), search.image_shape_, limits)
+        data = file.file.read(limits.max_upload_bytes + 1)
+        if len(data) > limits.max_upload_bytes:  # a client that sent no Content-Length and got past the gate
+            raise _TooLarge(f"the upload is more than {limits.max_upload_bytes} bytes, the limit")
+        try:
+            image = decode_image(data, search.image_shape_, max_pixels=limits.max_image_pixels)
+        except ImageTooLargeError:
+            raise
+        except DataValidationError as exc:
+            raise DataValidationError(f"the upload is {exc}") from None
         return {"items": scored(search.search(image[None], k=k))}
-
-    stored = _IdLookup(search.index_.ids_, name="image")
 
     @app.post("/images/similar", response_model=SimilarImagesResponse, dependencies=secured, responses=with_ids)
     def similar_images(body: SimilarImagesRequest):
         """The k indexed images most like an indexed image (itself excluded)."""
         _check_k(body.k, min(k_cap, n_images - 1), n_images - 1, "other indexed images")
-        image_id = stored.ids[stored(body.id)]
-        return {"id": body.id, "items": scored(search.similar([image_id], k=body.k))}
+        return {"id": body.id, "items": scored(search.similar([_one_id(body.id, search.index_.ids_)], k=body.k))}
+
+    return {"sizes": {"n_images": n_images, "image_shape": [int(v) for v in search.image_shape_]},
+            "limits": {"max_k": k_cap, "max_upload_bytes": limits.max_upload_bytes,
+                       "max_image_pixels": limits.max_image_pixels, "max_body_bytes": limits.max_body_bytes},
+            "upload_paths": ["/images/search"]}
 
 
-def _decode_image(data: bytes, shape, limits: _Limits) -> np.ndarray:
-    """An uploaded file as one float image of ``shape``, read and resized as ``ImageSearch`` reads files."""
-    from PIL import Image, UnidentifiedImageError
+# --- rating models ---------------------------------------------------------------------------------
+@_serves("rating model")
+def _rating_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
+    import pandas as pd
 
-    from .data.images import IMAGE_SUFFIXES, _read_file
+    rating = model.columns_["rating"]
 
-    if len(data) > limits.max_upload_bytes:  # a client that sent no Content-Length and got past the middleware
-        raise _TooLarge(f"the upload is more than {limits.max_upload_bytes} bytes, the limit")
-    if not data:
-        raise DataValidationError("the upload is empty; send a PNG or JPEG image")
-    extensions = Image.registered_extensions()
-    formats = sorted({extensions[s] for s in IMAGE_SUFFIXES if s in extensions})
-    undecodable = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
-    try:
-        with Image.open(io.BytesIO(data), formats=formats) as img:  # reads the header only
-            width, height = img.size
-    except UnidentifiedImageError:
-        raise DataValidationError(f"the upload is not a decodable image (expected {' or '.join(formats)})") from None
-    except undecodable as exc:
-        raise DataValidationError(f"the upload is not a decodable image ({type(exc).__name__}: {exc})") from None
-    if width * height > limits.max_image_pixels:  # before decoding: a small file can hold a huge image
-        raise _TooLarge(f"the image is {width} x {height} pixels; the limit is {limits.max_image_pixels} pixels")
-    try:
-        return _read_file(io.BytesIO(data), shape)
-    except undecodable as exc:
-        raise DataValidationError(f"the upload is not a decodable image ({type(exc).__name__}: {exc})") from None
+    @app.post("/predict", response_model=PredictResponse, dependencies=secured, responses=errors)
+    def predict(body: PredictRequest):
+        """Predicted ratings of (user, item) pairs; pairs with ids unseen at fit time get AutoRec's fallback."""
+        if len(body.pairs) > limits.max_pairs:
+            raise DataValidationError(f"{len(body.pairs)} pairs; the limit is {limits.max_pairs}")
+        pairs = pd.DataFrame({
+            "user": pd.Series(coerce_ids([p.user for p in body.pairs], model.users_), dtype=object),
+            "item": pd.Series(coerce_ids([p.item for p in body.pairs], model.items_), dtype=object),
+        })
+        predicted = model.predict(pairs, user="user", item="item", with_fallback=True)
+        fallback = predicted["fallback"].tolist()
+        return {"predictions": [{"user": p.user, "item": p.item, "rating": r, "fallback": f}
+                                for p, r, f in zip(body.pairs, predicted[rating].astype(float).tolist(), fallback)],
+                "n_fallback": sum(f is not None for f in fallback)}
+
+    return {"sizes": {"n_users": len(model.users_), "n_items": len(model.items_),
+                      "rating_range": [float(v) for v in model.rating_range_]},
+            "limits": {"max_pairs": limits.max_pairs, "max_body_bytes": limits.max_body_bytes}}
 
 
-class _BodyLimit:
-    """ASGI middleware: 413 for a request to one of ``paths`` whose body is over ``limit`` bytes, before
-    the app parses it (from Content-Length, or while counting a streamed body)."""
+# --- the gate: key and body size before the app reads anything ------------------------------------
+class _Gate:
+    """ASGI middleware run before routing: 401 for a request without the API key (every path but
+    ``open_paths``), then 413 for a body over its limit (``upload_limit`` on ``upload_paths``, ``limit``
+    elsewhere), from Content-Length or while counting a streamed body, before the app parses it."""
 
-    def __init__(self, app, paths: tuple[str, ...], limit: int):
-        self.app, self.paths, self.limit = app, paths, limit
+    def __init__(self, app, api_key: str | None, open_paths: tuple[str, ...], limit: int,
+                 upload_paths: tuple[str, ...], upload_limit: int):
+        self.app, self.open_paths, self.limit = app, open_paths, limit
+        self.api_key = api_key.encode() if api_key is not None else None
+        self.upload_paths, self.upload_limit = upload_paths, upload_limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._reject(send, f"the upload is {int(declared)} bytes; the limit is {self.limit} bytes")
+        headers = dict(scope["headers"])
+        if self.api_key is not None and not _is_open(scope["path"], self.open_paths):
+            given = headers.get(b"x-api-key", b"")
+            if not hmac.compare_digest(given, self.api_key):
+                return await _reply(send, 401, "missing or wrong X-API-Key")
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        limit = self.upload_limit if scope["path"] in self.upload_paths else self.limit
+        what = "upload" if scope["path"] in self.upload_paths else "body"
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _reply(send, 413, f"the {what} is {int(declared)} bytes; the limit is {limit} bytes")
         received, total = [], 0
         while True:  # buffered, never more than the limit
             message = await receive()
@@ -498,8 +519,8 @@ class _BodyLimit:
                 received.append(message)
                 break
             total += len(message.get("body", b""))
-            if total > self.limit:
-                return await self._reject(send, f"the upload is more than {self.limit} bytes, the limit")
+            if total > limit:
+                return await _reply(send, 413, f"the {what} is more than {limit} bytes, the limit")
             received.append(message)
             if not message.get("more_body", False):
                 break
@@ -509,46 +530,20 @@ class _BodyLimit:
 
         await self.app(scope, replay, send)
 
-    @staticmethod
-    async def _reject(send, detail: str) -> None:
-        response = JSONResponse(status_code=413, content={"detail": detail}, headers={"Connection": "close"})
-        await response({"type": "http"}, None, send)
+
+def _is_open(path: str, open_paths: tuple[str, ...]) -> bool:
+    return path in open_paths or any(path.startswith(p + "/") for p in open_paths)
 
 
-# --- rating models ---------------------------------------------------------------------------------
-def _rating_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> None:
-    import pandas as pd
-
-    from .exceptions import UnknownIdsWarning
-
-    users, items = _IdLookup(model.users_), _IdLookup(model.items_)
-    rating = model.columns_["rating"]
-
-    @app.post("/predict", response_model=PredictResponse, dependencies=secured, responses=errors)
-    def predict(body: PredictRequest):
-        """Predicted ratings of (user, item) pairs; pairs with ids unseen at fit time get AutoRec's fallback."""
-        if len(body.pairs) > limits.max_pairs:
-            raise DataValidationError(f"{len(body.pairs)} pairs; the limit is {limits.max_pairs}")
-        u_idx = np.array([users.get(p.user) for p in body.pairs], dtype=np.int64)
-        i_idx = np.array([items.get(p.item) for p in body.pairs], dtype=np.int64)
-        # the stored ids, so that "42" finds the integer id 42 as the other endpoints do
-        pairs = pd.DataFrame({
-            "user": pd.Series([users.ids[u] if u >= 0 else p.user for u, p in zip(u_idx, body.pairs)], dtype=object),
-            "item": pd.Series([items.ids[i] if i >= 0 else p.item for i, p in zip(i_idx, body.pairs)], dtype=object),
-        })
-        with warnings.catch_warnings():  # the response reports the fallbacks pair by pair
-            warnings.simplefilter("ignore", UnknownIdsWarning)
-            predicted = model.predict(pairs, user="user", item="item")[rating].to_numpy(dtype=np.float64)
-        fallback = np.where(u_idx < 0, np.where(i_idx < 0, "global_mean", "item_mean"),
-                            np.where(i_idx < 0, "user_mean", ""))
-        return {"predictions": [{"user": p.user, "item": p.item, "rating": r, "fallback": f or None}
-                                for p, r, f in zip(body.pairs, predicted.tolist(), fallback.tolist())],
-                "n_fallback": int(((u_idx < 0) | (i_idx < 0)).sum())}
+async def _reply(send, status: int, detail: str) -> None:
+    response = JSONResponse(status_code=status, content={"detail": detail}, headers={"Connection": "close"})
+    await response({"type": "http"}, None, send)
 
 
 def app_from_env():
     """App factory for ``uvicorn --factory`` and multi-worker serving: reads ``AEREC_BUNDLE`` (and
-    ``AEREC_API_KEY``, ``AEREC_MAX_K``, ``AEREC_MAX_HISTORY``, ``AEREC_MAX_PAIRS``, ``AEREC_MAX_UPLOAD_BYTES``)."""
+    ``AEREC_API_KEY``, ``AEREC_MAX_K``, ``AEREC_MAX_HISTORY``, ``AEREC_MAX_PAIRS``, ``AEREC_MAX_UPLOAD_BYTES``,
+    ``AEREC_MAX_BODY_BYTES``)."""
     bundle = os.environ.get("AEREC_BUNDLE")
     if not bundle:
         raise RuntimeError("set AEREC_BUNDLE to the bundle directory to serve")
@@ -556,7 +551,8 @@ def app_from_env():
                      max_k=int(os.environ.get("AEREC_MAX_K", "1000")),
                      max_history=int(os.environ.get("AEREC_MAX_HISTORY", "10000")),
                      max_pairs=int(os.environ.get("AEREC_MAX_PAIRS", "10000")),
-                     max_upload_bytes=int(os.environ.get("AEREC_MAX_UPLOAD_BYTES", str(10 * 2**20))))
+                     max_upload_bytes=int(os.environ.get("AEREC_MAX_UPLOAD_BYTES", str(10 * 2**20))),
+                     max_body_bytes=int(os.environ.get("AEREC_MAX_BODY_BYTES", str(2**20))))
     # TensorFlow, Keras and the model leave ~450,000 Python objects behind; a full collection of the
     # cyclic garbage collector (rare, but it comes) scans them all, a pause of a few hundred ms on
     # 2 cores for whatever requests are in flight. This process only serves, so they move to the

@@ -20,7 +20,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
 from _common import emit, machine, markdown  # noqa: E402
-from aerec.evaluate import PROTOCOL_A_METRICS, evaluate_strong, evaluate_weak, load_protocol_a, summarize  # noqa: E402
+from aerec.evaluate import evaluate_strong, evaluate_weak, load_protocol_a, summarize
+from aerec.metrics import PROTOCOL_A_METRICS  # noqa: E402
 
 #: name -> (unfitted estimator for a seed, grid tuned on validation data)
 MODELS = {

@@ -28,8 +28,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
 from _common import machine, markdown  # noqa: E402
-from aerec.evaluate import mae, rmse  # noqa: E402
-from aerec.impute import AutoRec  # noqa: E402
+from aerec.metrics import mae, rmse  # noqa: E402
+from aerec import AutoRec  # noqa: E402
 
 LOW, HIGH = 1.0, 5.0
 

@@ -65,7 +65,7 @@ def main(argv=None) -> str:
                                  db_labels, query_labels))
     for model in args.models:
         for dim in args.dims:
-            search = ImageSearch(model=model, code_dim=dim, epochs=args.epochs, metric=args.metric, seed=0,
+            search = ImageSearch(kind=model, code_dim=dim, epochs=args.epochs, metric=args.metric, seed=0,
                                  verbose=0).fit(db)
             codes_db = search.codes(db).to_numpy()
             codes_q = search.codes(queries).to_numpy()

@@ -35,7 +35,8 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
 from _common import emit, machine, markdown  # noqa: E402
-from aerec.evaluate import protocol_dir, ranking_metrics, summarize  # noqa: E402
+from aerec.evaluate import protocol_dir, summarize
+from aerec.metrics import ranking_metrics  # noqa: E402
 
 METRICS = ("recall@20", "ndcg@20", "hr@10")
 
@@ -64,7 +65,7 @@ DESIGNS = {
     "softmax, MLP 256": {"loss": "softmax"},
     "softmax, MLP 256, 5 epochs, no early stop": {"loss": "softmax", "validation_fraction": 0.0, "epochs": 5},
     "softmax, MLP 256, text embeddings": {"loss": "softmax", "text_mode": "embedding"},
-    "softmax, linear": {"loss": "softmax", "hidden": 0},
+    "softmax, linear": {"loss": "softmax", "hidden_dim": 0},
 }
 
 

@@ -34,15 +34,15 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
 from _common import machine, markdown  # noqa: E402
-from aerec.evaluate import auroc  # noqa: E402
-from aerec.impute import TableAutoencoder  # noqa: E402
+from aerec.metrics import auroc  # noqa: E402
+from aerec import TableAutoencoder  # noqa: E402
 
 KINDS = ("undercomplete", "sparse", "contractive", "denoising", "variational")
 TABLES = ("diabetes", "wine", "breast_cancer")
 #: one-class MNIST: the code size shared by the autoencoders and PCA, and the autoencoders' settings
 MNIST_CODE = 32
-MNIST_SETTINGS = {"hidden": (256,), "code_dim": MNIST_CODE, "activation": "relu", "standardize": False,
-                  "batch_size": 64, "max_epochs": 200, "patience": 20}
+MNIST_SETTINGS = {"hidden_dim": (256,), "code_dim": MNIST_CODE, "activation": "relu", "standardize": False,
+                  "batch_size": 64, "epochs": 200, "patience": 20}
 #: imputation: added to every kind's defaults (chosen on the development split, see the module's notes)
 IMPUTE_SETTINGS = {"members": 5}
 

@@ -7,7 +7,6 @@ set False).
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -172,8 +171,8 @@ class RecommenderContract:
         pd.testing.assert_frame_equal(same.recommend_for_history(history, k=10), fitted.recommend_for_history(history, k=10))
         items = data["item"].unique()[:3]
         pd.testing.assert_frame_equal(same.similar_items(items, k=5), fitted.similar_items(items, k=5))
-        for path in (tmp_path / "bundle").iterdir():
-            assert path.suffix in (".json", ".parquet", ".npz", ".keras", ".faiss"), path
+        for path in (tmp_path / "bundle").rglob("*"):  # parts (the index, a content model) in subdirectories
+            assert path.is_dir() or path.suffix in (".json", ".parquet", ".npz", ".keras", ".faiss"), path
 
     # --- the FAISS index ---------------------------------------------------------------------
     def test_exact_index_top_k_equals_model_top_k(self, data, fitted):
@@ -213,7 +212,7 @@ class RecommenderContract:
         cold = items[::6]
         warm = data[~data["item"].isin(cold)]
         # the softmax head: it reads the model's user codes of partial histories (the default ridge reads fewer)
-        content = aerec.ContentModel(loss="softmax", hidden=16, epochs=2, validation_fraction=0.1)
+        content = aerec.ContentModel(loss="softmax", hidden_dim=16, epochs=2, validation_fraction=0.1)
         model = self.make_model().fit(warm, item_features=item_features[item_features["item"].isin(warm["item"])],
                                       content=content)
         assert model.add_items(item_features[item_features["item"].isin(cold)]) is model

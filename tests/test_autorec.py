@@ -9,10 +9,10 @@ import pytest
 
 import aerec
 from aerec.exceptions import DataValidationError, MissingColumnError, NotFittedError, UnknownIdsWarning
-from aerec.impute import AutoRec
+from aerec import AutoRec
 from aerec.models.autorec import AutoRecNetwork, LocalKernelDense, masked_squared_error
 
-FAST = {"hidden": 32, "max_epochs": 300, "patience": 30, "learning_rate": 1e-2}
+FAST = {"hidden_dim": 32, "epochs": 300, "patience": 30, "learning_rate": 1e-2}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_autorec_beats_the_item_mean_on_held_out_ratings(item_model, fold):
     base, test = fold
     predicted = item_model.predict(test)["rating"]
     item_mean = test["item"].map(base.groupby("item")["rating"].mean()).fillna(base["rating"].mean())
-    assert aerec.evaluate.rmse(test["rating"], predicted) < aerec.evaluate.rmse(test["rating"], item_mean) - 0.02
+    assert aerec.metrics.rmse(test["rating"], predicted) < aerec.metrics.rmse(test["rating"], item_mean) - 0.02
 
 
 def test_the_loss_counts_observed_ratings_only():
@@ -84,7 +84,7 @@ def test_complete_is_a_dense_block_that_agrees_with_predict(item_model, fold):
 def test_other_column_names(fold):
     base, test = fold
     renamed = base.rename(columns={"user": "who", "item": "what", "rating": "stars"})
-    model = AutoRec(seed=0, **{**FAST, "max_epochs": 3}).fit(renamed, user="who", item="what", rating="stars")
+    model = AutoRec(seed=0, **{**FAST, "epochs": 3}).fit(renamed, user="who", item="what", rating="stars")
     out = model.predict(test.rename(columns={"user": "who", "item": "what"}).drop(columns="rating"))
     assert "stars" in out.columns
     assert model.complete(users=[1], items=[base["item"].iloc[0]]).index.name == "who"
@@ -99,7 +99,7 @@ def test_both_kinds_ensemble_is_no_worse_on_validation_than_either(fold):
 
 def test_glocal_kernels_train_in_two_stages_and_round_trip(fold, tmp_path):
     model = AutoRec(kind="item", kernel_dim=3, global_kernel_size=3, seed=0,
-                    **{**FAST, "max_epochs": 8, "patience": 3}).fit(fold[0])
+                    **{**FAST, "epochs": 8, "patience": 3}).fit(fold[0])
     net = model.networks_["item"]
     assert len(model.history_["item"]["stage_epochs"]) == 2
     # the fine-tuned model is kept only when it beat the pre-trained one on validation ratings
@@ -137,7 +137,7 @@ def test_network_config_round_trips():
 
 
 def test_same_seed_same_predictions(fold):
-    params = {**FAST, "max_epochs": 5}
+    params = {**FAST, "epochs": 5}
     first = AutoRec(seed=5, **params).fit(fold[0]).predict(fold[1])["rating"].to_numpy()
     again = AutoRec(seed=5, **params).fit(fold[0]).predict(fold[1])["rating"].to_numpy()
     other = AutoRec(seed=6, **params).fit(fold[0]).predict(fold[1])["rating"].to_numpy()
@@ -205,7 +205,7 @@ def test_global_kernel_starts_as_the_identity():
 
 
 def test_refit_trains_again_on_every_rating_for_the_best_number_of_epochs(fold):
-    model = AutoRec(refit=True, seed=0, **{**FAST, "max_epochs": 30, "patience": 5}).fit(fold[0])
+    model = AutoRec(refit=True, seed=0, **{**FAST, "epochs": 30, "patience": 5}).fit(fold[0])
     history = model.history_["item"]
     assert history["refit_epochs"] == history["best_epochs"]
     assert 1 <= history["best_epochs"][0] <= history["stage_epochs"][0]

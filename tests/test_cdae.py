@@ -12,7 +12,7 @@ class TestCDAEContract(RecommenderContract):
     history_is_fold_in = False  # training users have a learned offset that fold-in users lack
 
     def make_model(self):
-        return CDAE(hidden_dim=16, epochs=4, batch_size=64)
+        return CDAE(code_dim=16, epochs=4, batch_size=64)
 
     @pytest.mark.xfail(reason="recall is tuned on user-code queries at k=10 without exclusions; with the seen items "
                               "excluded the top-10 lies deeper in CDAE's ranking, where HNSW at efSearch=33 finds "
@@ -58,11 +58,11 @@ def test_loss_is_logistic_over_all_items():
 
 
 def test_training_users_use_their_offset(small_positives):
-    model = CDAE(hidden_dim=16, epochs=4, batch_size=64).fit(small_positives)
+    model = CDAE(code_dim=16, epochs=4, batch_size=64).fit(small_positives)
     rows = model.interactions_.matrix[:3]
     assert not np.allclose(model._user_vectors(rows, np.arange(3)), model._user_vectors(rows, None))
 
 
-def test_bad_hidden_dim(small_positives):
-    with pytest.raises(ValueError, match=r"hidden_dim must be an integer >= 1; got 0"):
-        CDAE(hidden_dim=0).fit(small_positives)
+def test_bad_code_dim(small_positives):
+    with pytest.raises(ValueError, match=r"code_dim must be an integer >= 1; got 0"):
+        CDAE(code_dim=0).fit(small_positives)

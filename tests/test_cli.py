@@ -84,7 +84,7 @@ def test_impute_fills_a_table(tmp_path):
     frame = pd.DataFrame({"x": x, "y": 2 * x + rng.normal(scale=0.1, size=200), "z": rng.normal(size=200)})
     holes = frame.copy()
     holes.loc[::7, "y"] = np.nan
-    model = aerec.TableAutoencoder(hidden=16, max_epochs=20, seed=0).fit(holes)
+    model = aerec.TableAutoencoder(hidden_dim=16, epochs=20, seed=0).fit(holes)
     model.save(tmp_path / "table")
     holes.to_csv(tmp_path / "holes.csv", index=False)
     out = tmp_path / "filled.parquet"
@@ -101,7 +101,7 @@ def test_impute_rates_pairs_with_autorec_and_warns_in_one_line(tmp_path, ml100k)
 
     ratings = ml100k.ratings
     ratings = ratings[(ratings["user"] <= 60) & ratings["item"].isin(ratings["item"].value_counts().index[:100])]
-    model = aerec.AutoRec(hidden=8, max_epochs=10, validation_fraction=0.0, seed=0).fit(ratings[["user", "item", "rating"]])
+    model = aerec.AutoRec(hidden_dim=8, epochs=10, validation_fraction=0.0, seed=0).fit(ratings[["user", "item", "rating"]])
     model.save(tmp_path / "autorec")
     pairs = pd.DataFrame({"uid": [1, 2, 99999], "movie": [ratings["item"].iloc[0]] * 3})
     pairs.to_csv(tmp_path / "pairs.csv", index=False)
@@ -130,7 +130,7 @@ def test_impute_and_serve_errors_are_one_line(tmp_path, small_positives):
     import pandas as pd
 
     frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0] * 10, "y": [0.5, np.nan, 1.5, 2.0] * 10})
-    aerec.TableAutoencoder(hidden=4, max_epochs=2, seed=0).fit(frame).save(tmp_path / "table")
+    aerec.TableAutoencoder(hidden_dim=4, epochs=2, seed=0).fit(frame).save(tmp_path / "table")
     result = runner.invoke(app, ["serve", str(tmp_path / "table")])
     assert result.exit_code == 1 and "holds a TableAutoencoder; aerec serve answers" in result.output
     bad = tmp_path / "bad.csv"

@@ -81,7 +81,7 @@ def test_bad_feature_tables_name_what_is_wrong():
 def test_add_items_extends_catalogue_codes_and_index(split, fitted):
     warm, cold, _ = split
     n_warm = warm["item"].nunique()
-    assert len(fitted.items_) == n_warm + len(cold) and fitted._n_model_items == n_warm
+    assert len(fitted.items_) == n_warm + len(cold) and fitted.n_model_items_ == n_warm
     assert fitted.index_.ntotal == len(fitted.items_)
     assert list(fitted.items_.ids[n_warm:]) == list(cold)
     codes = fitted.item_codes()
@@ -189,7 +189,7 @@ def test_content_model_beats_chance_on_held_out_items(positives, features, conte
     model = aerec.EASE(l2=300.0).fit(warm, item_features=features, content=content)
     users = truth["user"].unique()
     recs = model.recommend(users, k=20, items=cold)
-    recall = aerec.evaluate.ranking_metrics(recs, truth, ["recall@20"])["recall@20"].mean()
+    recall = aerec.metrics.ranking_metrics(recs, truth, ["recall@20"])["recall@20"].mean()
     n_relevant = truth.groupby("user").size().to_numpy()
     chance = np.mean(20 * n_relevant / len(cold) / np.minimum(20, n_relevant))  # expected recall of a random order
     assert recall > 3 * chance, (recall, chance)
@@ -198,7 +198,7 @@ def test_content_model_beats_chance_on_held_out_items(positives, features, conte
 # --- saving --------------------------------------------------------------------------------------
 def test_save_load_keeps_content_model_and_new_items(tmp_path, split, features):
     warm, cold, _ = split
-    model = _fit_and_add(warm, cold[:-3], features, content=aerec.ContentModel(loss="softmax", epochs=2, hidden=16))
+    model = _fit_and_add(warm, cold[:-3], features, content=aerec.ContentModel(loss="softmax", epochs=2, hidden_dim=16))
     model.save(tmp_path / "bundle")
     same = aerec.load(tmp_path / "bundle")
     assert same.content_.get_params() == model.content_.get_params()
@@ -218,9 +218,9 @@ def test_content_model_checks_its_parameters(split, features):
     warm, _, _ = split
     with pytest.raises(ValueError, match="loss must be one of"):
         aerec.EASE(l2=50.0).fit(warm, item_features=features, content=aerec.ContentModel(loss="cosine"))
-    with pytest.raises(ValueError, match="needs hidden=0"):
-        aerec.EASE(l2=50.0).fit(warm, item_features=features, content=aerec.ContentModel(hidden=64))
-    with pytest.raises(ValueError, match="folds must be an integer >= 2, got 1"):
+    with pytest.raises(ValueError, match="needs hidden_dim=0"):
+        aerec.EASE(l2=50.0).fit(warm, item_features=features, content=aerec.ContentModel(hidden_dim=64))
+    with pytest.raises(ValueError, match="folds must be an integer >= 2; got 1"):
         aerec.EASE(l2=50.0).fit(warm, item_features=features, content=aerec.ContentModel(loss="softmax", folds=1))
     model = aerec.EASE(l2=50.0)
     with pytest.raises(ValueError):

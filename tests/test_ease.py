@@ -39,7 +39,7 @@ def test_ease_refuses_a_catalogue_that_does_not_fit(small_positives):
 
 
 def test_ease_rejects_bad_l2(small_positives):
-    with pytest.raises(ValueError, match="l2 must be a positive number, got -1"):
+    with pytest.raises(ValueError, match="l2 must be a number > 0; got -1"):
         aerec.EASE(l2=-1).fit(small_positives)
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aerec import evaluate as ev
+from aerec import evaluate
+from aerec import metrics as ev
 
 # user 1 ranks a b c d e; relevant {b, e, x}
 RANKED = ["a", "b", "c", "d", "e"]
@@ -83,22 +84,22 @@ def test_metric_names_are_checked():
 def test_validation_metric_agrees_with_evaluate_weak():
     import aerec
 
-    split = ev.load_protocol_a("weak", 1)
+    split = evaluate.load_protocol_a("weak", 1)
     model = aerec.EASE(l2=200.0).fit(split["train"])
     # keep only items known at fit time so both paths see the same truth
     valid = split["valid"][split["valid"]["item"].isin(model.items_.ids)]
-    via_frames = ev.evaluate_weak(model, valid)["ndcg@100"].mean()
+    via_frames = evaluate.evaluate_weak(model, valid)["ndcg@100"].mean()
     via_matrix = model.validation_metrics(model._validation_data(valid), ["ndcg@100"])["ndcg@100"]
     assert via_matrix == pytest.approx(via_frames, rel=1e-9)
 
 
 def test_protocol_a_loader_reads_the_fixed_files(monkeypatch):
-    weak = ev.load_protocol_a("weak", 0)
+    weak = evaluate.load_protocol_a("weak", 0)
     assert len(weak["train"]) + len(weak["valid"]) + len(weak["test"]) == 55361
-    strong = ev.load_protocol_a("strong", 0)
+    strong = evaluate.load_protocol_a("strong", 0)
     assert set(strong) == {"train", "valid_fold_in", "valid_held_out", "test_fold_in", "test_held_out"}
     assert not set(strong["test_fold_in"]["user"]) & set(strong["train"]["user"])
     monkeypatch.delenv("AEREC_DATA_HOME")
     monkeypatch.delenv("AEREC_BENCHMARKS_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match=r"\['/nonexistent'\].*pass root= or set AEREC_BENCHMARKS_DIR"):
-        ev.load_protocol_a("weak", 0, root="/nonexistent")
+        evaluate.load_protocol_a("weak", 0, root="/nonexistent")

@@ -7,15 +7,15 @@ import scipy.sparse as sp
 
 import aerec
 from aerec.models.vae import MultinomialAutoencoder
-from aerec.recommend.multvae import _numpy_user_code
+from aerec.recommend.keras_base import _numpy_user_code
 
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 MODELS = {
-    "MultVAE": lambda: aerec.MultVAE(hidden_dim=64, latent_dim=16, epochs=5, batch_size=100, seed=0),
-    "MultDAE": lambda: aerec.MultDAE(latent_dim=32, epochs=5, batch_size=100, seed=0),  # no hidden layer
-    "MultDAE-hidden": lambda: aerec.MultDAE(hidden_dim=48, latent_dim=16, epochs=5, batch_size=100, seed=0),
-    "CDAE": lambda: aerec.CDAE(hidden_dim=32, epochs=5, batch_size=100, seed=0),
+    "MultVAE": lambda: aerec.MultVAE(hidden_dim=64, code_dim=16, epochs=5, batch_size=100, seed=0),
+    "MultDAE": lambda: aerec.MultDAE(code_dim=32, epochs=5, batch_size=100, seed=0),  # no hidden layer
+    "MultDAE-hidden": lambda: aerec.MultDAE(hidden_dim=48, code_dim=16, epochs=5, batch_size=100, seed=0),
+    "CDAE": lambda: aerec.CDAE(code_dim=32, epochs=5, batch_size=100, seed=0),
 }
 
 
@@ -26,7 +26,7 @@ def fitted(request, small_positives):
 
 def keras_codes(model, rows, user_index):
     dense = np.asarray(rows.toarray(), dtype=np.float32)
-    if model._with_user_index:
+    if model.with_user_index:
         users = np.full(rows.shape[0], -1, np.int32) if user_index is None else np.asarray(user_index, np.int32)
         return np.asarray(model.network_.user_code(dense, users))
     return np.asarray(model.network_.user_code(dense))
@@ -45,7 +45,7 @@ def test_numpy_codes_equal_keras_for_training_users(fitted):
     X = fitted.interactions_.matrix
     users = np.arange(X.shape[0])
     fast = fitted._user_vectors(X, users)
-    assert _numpy_user_code(fitted.network_, X, users if fitted._with_user_index else None) is not None
+    assert _numpy_user_code(fitted.network_, X, users if fitted.with_user_index else None) is not None
     assert fast.dtype == np.float32
     np.testing.assert_allclose(fast, keras_codes(fitted, X, users), **TOL)
 
@@ -72,7 +72,7 @@ def test_cdae_uses_the_user_offset_only_for_training_users(small_positives):
 
 def test_dense_and_sparse_inputs_agree(fitted):
     X = fitted.interactions_.matrix[:10]
-    users = np.arange(10) if fitted._with_user_index else None
+    users = np.arange(10) if fitted.with_user_index else None
     np.testing.assert_allclose(fitted.network_.numpy_user_code(X.toarray(), users),
                                fitted.network_.numpy_user_code(X, users), rtol=1e-5, atol=1e-6)
 

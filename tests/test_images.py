@@ -18,8 +18,8 @@ def digits():
     return data.images[keep], data.labels[keep]
 
 
-def small(model="conv-dae", **kw):
-    return ImageSearch(model=model, code_dim=8, filters=(8, 16), epochs=kw.pop("epochs", 4), batch_size=64,
+def small(kind="conv-dae", **kw):
+    return ImageSearch(kind=kind, code_dim=8, filters=(8, 16), epochs=kw.pop("epochs", 4), batch_size=64,
                        verbose=0, **kw)
 
 
@@ -136,10 +136,12 @@ def test_bad_arrays_and_queries(fitted):
         image_source(np.stack([np.zeros((4, 4)), np.full((4, 4), np.nan)]))
     with pytest.raises(DataValidationError, match=r"must be in \[0, 1\]"):
         image_source(np.full((2, 4, 4), 7.0))
-    with pytest.raises(DataValidationError, match=r"query images have shape \(2, 28, 28, 3\); expected .*1 channel"):
-        fitted.search(np.zeros((2, 28, 28, 3), np.uint8), k=1)
-    with pytest.raises(ValueError, match="model must be one of"):
-        ImageSearch(model="resnet").fit(np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(DataValidationError, match=r"query images have 2 channels \(shape \(2, 28, 28, 2\)\)"):
+        fitted.search(np.zeros((2, 28, 28, 2), np.uint8), k=1)
+    # colour queries of a greyscale index are converted, as its folder's files would be
+    assert fitted.search(np.zeros((2, 28, 28, 3), np.uint8), k=1)["query"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ImageSearch(kind="resnet").fit(np.zeros((4, 8, 8), np.uint8))
 
 
 def test_plots_draw(fitted, digits):

@@ -9,7 +9,8 @@ import pytest
 
 import faiss
 from aerec.bundle import load as load_bundle
-from aerec.exceptions import (AerecWarning, BundleError, CatalogueTooLargeError, DataValidationError, NotFittedError,
+from aerec.exceptions import (AerecWarning, BundleError, CatalogueTooLargeError, DataValidationError, InvalidParameterError,
+                              NotFittedError,
                               UnknownIdError)
 from aerec.index import EmbeddingIndex
 
@@ -356,11 +357,11 @@ def test_empty_vectors_are_rejected():
 
 
 def test_bad_metric_and_kind_are_named():
-    with pytest.raises(DataValidationError, match=r"metric must be one of .* got 'dot'"):
+    with pytest.raises(InvalidParameterError, match=r"metric must be one of .* got 'dot'"):
         EmbeddingIndex(metric="dot").build(np.eye(3))
     with pytest.raises(DataValidationError, match=r"kind='Bogus12' is neither one of .* could not parse index string Bogus12"):
         EmbeddingIndex(kind="Bogus12").build(np.eye(3))
-    with pytest.raises(DataValidationError, match="recall_target must be in"):
+    with pytest.raises(InvalidParameterError, match="recall_target must be a number in"):
         EmbeddingIndex(recall_target=1.5).build(np.eye(3))
 
 

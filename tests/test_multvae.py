@@ -2,7 +2,6 @@ import json
 
 import keras
 import numpy as np
-import pandas as pd
 import pytest
 
 import aerec
@@ -12,7 +11,7 @@ from aerec.recommend.multvae import MultDAE, MultVAE
 
 from contract import RecommenderContract
 
-SMALL = dict(hidden_dim=32, latent_dim=8, epochs=4, batch_size=64)
+SMALL = dict(hidden_dim=32, code_dim=8, epochs=4, batch_size=64)
 
 
 class TestMultVAEContract(RecommenderContract):
@@ -27,7 +26,7 @@ class TestMultDAEContract(RecommenderContract):
 
 class TestMultDAENoHiddenLayerContract(RecommenderContract):
     def make_model(self):
-        return MultDAE(hidden_dim=0, latent_dim=16, epochs=4, batch_size=64)
+        return MultDAE(hidden_dim=0, code_dim=16, epochs=4, batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +107,7 @@ def test_batches_are_the_sparse_rows_made_dense(small_positives):
 # --- training behaviour ----------------------------------------------------------------------
 def test_kl_annealing_raises_beta_to_the_cap(small_positives):
     # 200 users / batch 50 = 4 updates per epoch; beta reaches the cap 0.3 after 10 updates
-    model = MultVAE(hidden_dim=16, latent_dim=4, epochs=5, batch_size=50, beta_cap=0.3, anneal_steps=10)
+    model = MultVAE(hidden_dim=16, code_dim=4, epochs=5, batch_size=50, beta_cap=0.3, anneal_steps=10)
     model.fit(small_positives)
     betas = model.history_["beta"]
     assert betas == pytest.approx([0.09, 0.21, 0.3, 0.3, 0.3])  # beta of each epoch's last update
@@ -126,7 +125,7 @@ def test_mult_dae_has_no_kl_term(small_positives):
 
 def test_early_stopping_keeps_the_best_epoch(weak_split):
     train, valid = weak_split
-    model = MultVAE(hidden_dim=32, latent_dim=8, epochs=30, batch_size=50, learning_rate=0.01, patience=3)
+    model = MultVAE(hidden_dim=32, code_dim=8, epochs=30, batch_size=50, learning_rate=0.01, patience=3)
     model.fit(train, valid=valid)
     scores = model.history_["val_ndcg@100"]
     assert len(scores) == len(model.history_["loss"]) < 40  # stopped early
@@ -183,10 +182,10 @@ def test_learns_something_on_a1_seed0():
 # --- hyperparameters ------------------------------------------------------------------------
 @pytest.mark.parametrize("cls,params,message", [
     (MultVAE, {"hidden_dim": -1}, r"hidden_dim must be an integer >= 0; got -1"),
-    (MultVAE, {"latent_dim": 0}, r"latent_dim must be an integer >= 1; got 0"),
-    (MultVAE, {"latent_dim": 2.5}, r"latent_dim must be an integer >= 1; got 2.5"),
-    (MultVAE, {"dropout": 1.0}, r"dropout must be a number >= 0 and < 1; got 1.0"),
-    (MultDAE, {"weight_decay": -0.1}, r"weight_decay must be a number >= 0; got -0.1"),
+    (MultVAE, {"code_dim": 0}, r"code_dim must be an integer >= 1; got 0"),
+    (MultVAE, {"code_dim": 2.5}, r"code_dim must be an integer >= 1; got 2.5"),
+    (MultVAE, {"dropout": 1.0}, r"dropout must be a number in \[0, 1\); got 1.0"),
+    (MultDAE, {"l2": -0.1}, r"l2 must be a number >= 0; got -0.1"),
     (MultDAE, {"learning_rate": 0}, r"learning_rate must be a number > 0; got 0"),
     (MultDAE, {"epochs": 0}, r"epochs must be an integer >= 1; got 0"),
     (MultDAE, {"batch_size": "500"}, r"batch_size must be an integer >= 1; got '500'"),
@@ -194,7 +193,7 @@ def test_learns_something_on_a1_seed0():
     (MultVAE, {"beta_cap": float("nan")}, r"beta_cap must be a number >= 0; got nan"),
     (MultVAE, {"anneal_steps": -5}, r"anneal_steps must be an integer >= 0 or None; got -5"),
     (MultVAE, {"seed": None}, r"seed must be an integer >= 0; got None"),
-    (MultDAE, {"verbose": 3}, r"verbose must be 0, 1 or 2; got 3"),
+    (MultDAE, {"verbose": 3}, r"verbose must be one of 0, 1, 2, False, True; got 3"),
 ])
 def test_bad_hyperparameters_name_parameter_expected_and_received(small_positives, cls, params, message):
     with pytest.raises(ValueError, match=message):

@@ -9,7 +9,7 @@ from aerec.recommend.recvae import RecVAE
 
 from contract import RecommenderContract
 
-SMALL = dict(hidden_dim=32, latent_dim=8, epochs=3, batch_size=64)
+SMALL = dict(hidden_dim=32, code_dim=8, epochs=3, batch_size=64)
 
 
 def _np(t):
@@ -147,7 +147,7 @@ def test_scores_are_the_networks_logits(small_positives):
     ({"encoder_epochs": 0}, r"encoder_epochs must be an integer >= 1; got 0"),
     ({"decoder_epochs": 1.5}, r"decoder_epochs must be an integer >= 1; got 1.5"),
     ({"hidden_dim": 0}, r"hidden_dim must be an integer >= 1; got 0"),
-    ({"dropout": -0.1}, r"dropout must be a number >= 0 and < 1; got -0.1"),
+    ({"dropout": -0.1}, r"dropout must be a number in \[0, 1\); got -0.1"),
 ])
 def test_bad_hyperparameters(small_positives, params, message):
     with pytest.raises(ValueError, match=message):

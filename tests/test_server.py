@@ -54,7 +54,7 @@ def ratings(ml100k):
 @pytest.fixture(scope="module")
 def rating_bundle(tmp_path_factory, ratings):
     path = tmp_path_factory.mktemp("srv") / "autorec"
-    aerec.AutoRec(hidden=16, max_epochs=30, validation_fraction=0.0, seed=0).fit(ratings).save(path)
+    aerec.AutoRec(hidden_dim=16, epochs=30, validation_fraction=0.0, seed=0).fit(ratings).save(path)
     return path
 
 
@@ -160,14 +160,14 @@ def test_routes_depend_on_the_kind_of_bundle(bundle, image_bundle, rating_bundle
 
 def test_bundle_of_another_kind_is_refused(tmp_path):
     frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0] * 10, "y": [0.5, np.nan, 1.5, 2.0] * 10})
-    aerec.TableAutoencoder(hidden=4, max_epochs=2, seed=0).fit(frame).save(tmp_path / "table")
-    with pytest.raises(TypeError, match="TableAutoencoder.*recommender, ImageSearch and AutoRec"):
+    aerec.TableAutoencoder(hidden_dim=4, epochs=2, seed=0).fit(frame).save(tmp_path / "table")
+    with pytest.raises(TypeError, match="TableAutoencoder.*ImageSearch.*AutoRec.*recommender"):
         create_app(tmp_path / "table")
 
 
 # --- Mult-VAE: the Keras recommender served through its NumPy fold-in ------------------------------
 def test_multvae_bundle_answers_as_in_process(tmp_path, small_positives):
-    model = aerec.MultVAE(hidden_dim=32, latent_dim=8, epochs=3, seed=0).fit(small_positives)
+    model = aerec.MultVAE(hidden_dim=32, code_dim=8, epochs=3, seed=0).fit(small_positives)
     model.save(tmp_path / "vae")
     client = TestClient(create_app(tmp_path / "vae"))
     user = int(model.users_.ids[7])

@@ -13,9 +13,9 @@ from typing import Iterator
 
 import numpy as np
 
-from ..exceptions import DataValidationError, DroppedRowsWarning
+from ..exceptions import DataValidationError, DroppedRowsWarning, ImageTooLargeError
 
-__all__ = ["ImageSource", "image_source", "IMAGE_SUFFIXES"]
+__all__ = ["ImageSource", "image_source", "read_image", "decode_image", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -51,7 +51,7 @@ class ImageSource:
             if self.array is not None:
                 yield _to_float(self.array[chunk], self.shape)
             else:
-                yield np.stack([_read_file(self.paths[i], self.shape) for i in chunk])
+                yield np.stack([read_image(self.paths[i], self.shape) for i in chunk])
 
     def dataset(self, batch_size: int, indices=None, shuffle_seed: int | None = None):
         """A ``tf.data.Dataset`` of ``(x, x)`` float batches streaming the images (a folder is read lazily)."""
@@ -80,7 +80,7 @@ class ImageSource:
             shape = self.shape
 
             def load(path):
-                x = tf.numpy_function(lambda p: _read_file(Path(p.decode()), shape), [path], tf.float32)
+                x = tf.numpy_function(lambda p: read_image(Path(p.decode()), shape), [path], tf.float32)
                 x.set_shape((h, w, c))
                 return x
 
@@ -164,7 +164,7 @@ def _folder_source(folder: Path, ids, image_size, channels, on_error) -> ImageSo
                 modes.append(img.mode)
                 sizes.append(img.size[::-1])
             good.append(path)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, *_undecodable()) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if on_error == "raise":
                 raise DataValidationError(f"{path}: cannot read it as an image ({reason})") from exc
@@ -181,8 +181,8 @@ def _folder_source(folder: Path, ids, image_size, channels, on_error) -> ImageSo
     if channels is None:
         if grey and colour:
             raise DataValidationError(
-                f"{folder} mixes grayscale ({len(grey)}, e.g. {grey[0].name}) and colour ({len(colour)}, "
-                f"e.g. {colour[0].name}) images; pass channels=1 or channels=3 to convert them")
+                f"{folder} mixes grayscale ({len(grey)}, e.g. {grey[0].relative_to(folder)}) and colour "
+                f"({len(colour)}, e.g. {colour[0].relative_to(folder)}) images; pass channels=1 or channels=3 to convert them")
         channels = 1 if grey else 3
     if image_size is None:
         values, counts = np.unique(np.array(sizes), axis=0, return_counts=True)
@@ -192,16 +192,84 @@ def _folder_source(folder: Path, ids, image_size, channels, on_error) -> ImageSo
                        skipped=skipped)
 
 
-def _read_file(path: Path, shape) -> np.ndarray:
+def _undecodable():
+    """The exceptions Pillow raises for a file that is not a well-formed image (a bomb included)."""
+    import struct
+
+    from PIL import Image
+
+    return (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+
+
+def read_image(source, shape) -> np.ndarray:
+    """One image as float32 in [0, 1] of ``shape`` (height, width, channels), converted and resized
+    with Pillow (bilinear).
+
+    Parameters
+    ----------
+    source : path, bytes, file object or PIL image
+    shape : (height, width, channels)
+
+    Raises
+    ------
+    DataValidationError
+        The source is not a decodable image (naming the path when there is one).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> read_image(Image.new("RGB", (4, 2), (255, 0, 0)), (2, 2, 1)).shape
+    (2, 2, 1)
+    """
+    import io
+
     from PIL import Image
 
     h, w, c = shape
-    with Image.open(path) as img:
+    opened = None
+    try:
+        if isinstance(source, Image.Image):
+            img = source
+        else:
+            img = opened = Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
         img = img.convert("L" if c == 1 else "RGB")
         if img.size != (w, h):
             img = img.resize((w, h), Image.BILINEAR)
         x = np.asarray(img, dtype=np.float32) / 255.0
+    except _undecodable() as exc:
+        where = f"{source}: " if isinstance(source, (str, Path)) else ""
+        raise DataValidationError(f"{where}not a decodable image ({type(exc).__name__}: {exc})") from None
+    finally:
+        if opened is not None:  # a caller's own PIL image stays open
+            opened.close()
     return x.reshape(h, w, c)
+
+
+def decode_image(data: bytes, shape, max_pixels: int | None = None) -> np.ndarray:
+    """An uploaded file's bytes as one float image of ``shape``, read as :func:`read_image` reads files.
+
+    The header is read first: an image of more than ``max_pixels`` pixels raises
+    :class:`~aerec.exceptions.ImageTooLargeError` before anything is decoded (a small file can hold
+    a huge image).
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise DataValidationError("the image is empty (0 bytes); send a PNG or JPEG image")
+    extensions = Image.registered_extensions()
+    formats = sorted({extensions[s] for s in IMAGE_SUFFIXES if s in extensions})
+    try:
+        with Image.open(io.BytesIO(data), formats=formats) as img:  # reads the header only
+            width, height = img.size
+    except UnidentifiedImageError:
+        raise DataValidationError(f"not a decodable image (expected {' or '.join(formats)})") from None
+    except _undecodable() as exc:
+        raise DataValidationError(f"not a decodable image ({type(exc).__name__}: {exc})") from None
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(f"the image is {width} x {height} pixels; the limit is {max_pixels} pixels")
+    return read_image(data, shape)
 
 
 def _to_float(batch: np.ndarray, shape) -> np.ndarray:

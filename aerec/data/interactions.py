@@ -15,6 +15,7 @@ from ..exceptions import (
     UnknownIdError,
     UnknownIdsWarning,
 )
+from ..utils import first_rows
 from .idmap import IdMap
 
 __all__ = ["Interactions", "check_columns"]
@@ -34,10 +35,19 @@ def check_columns(df, columns, what: str = "data") -> None:
         )
 
 
-def _first_rows(df: pd.DataFrame, mask, n: int = 5) -> str:
-    rows = df.index[np.asarray(mask)][:n].tolist()
-    more = int(np.asarray(mask).sum()) - len(rows)
-    return f"{rows}" + (f" and {more} more" if more > 0 else "")
+
+def _check_one_id_type(column: pd.Series, name: str, what: str) -> None:
+    """Refuse an id column mixing numbers and strings: ``196`` and ``"196"`` would be two users."""
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind not in ("mixed-integer", "mixed-integer-float", "mixed"):
+        return
+    by_type = {}
+    for value in column.dropna().head(100_000):
+        by_type.setdefault(type(value).__name__, value)
+    examples = ", ".join(f"{v!r} ({t})" for t, v in list(by_type.items())[:4])
+    raise DataValidationError(
+        f"{what}: column {name!r} mixes id types ({examples}); the same id written two ways would count as two. "
+        f"Make the column one type, e.g. df[{name!r}] = df[{name!r}].astype(str)")
 
 
 @dataclass(frozen=True)
@@ -113,15 +123,18 @@ class Interactions:
             nulls = df[col].isna().to_numpy()
             if nulls.any():
                 raise DataValidationError(
-                    f"{what}: column {col!r} has {int(nulls.sum())} null id(s), first at rows {_first_rows(df, nulls)}"
+                    f"{what}: column {col!r} has {int(nulls.sum())} null id(s), first at rows {first_rows(df.index, nulls)}"
                 )
+        for col, fixed in ((user, users), (item, items)):
+            if fixed is None:
+                _check_one_id_type(df[col], col, what)
         if rating is not None:
             values = pd.to_numeric(df[rating], errors="coerce")
             bad = (values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))).to_numpy()
             if bad.any():
                 raise DataValidationError(
                     f"{what}: column {rating!r} must be numeric and finite; {int(bad.sum())} row(s) are not, "
-                    f"first at rows {_first_rows(df, bad)} (values {df.loc[bad, rating].head(5).tolist()})"
+                    f"first at rows {first_rows(df.index, bad)} (values {df.loc[bad, rating].head(5).tolist()})"
                 )
             values = values.to_numpy(dtype=np.float32)
         else:
@@ -182,6 +195,26 @@ class Interactions:
         return pd.DataFrame(
             {user: self.users.ids_of(coo.row), item: self.items.ids_of(coo.col), value: coo.data}
         )
+
+    def save(self, directory, name: str = "interactions") -> None:
+        """Write ``{name}.npz`` (the CSR arrays, no pickle) and the two id maps as Parquet into ``directory``."""
+        from pathlib import Path
+
+        directory = Path(directory)
+        X = self.matrix
+        np.savez(directory / f"{name}.npz", data=X.data, indices=X.indices, indptr=X.indptr, shape=np.asarray(X.shape))
+        self.users.to_parquet(directory / "users.parquet")
+        self.items.to_parquet(directory / "items.parquet")
+
+    @classmethod
+    def load(cls, directory, name: str = "interactions") -> "Interactions":
+        """Read back what :meth:`save` wrote."""
+        from pathlib import Path
+
+        directory = Path(directory)
+        with np.load(directory / f"{name}.npz", allow_pickle=False) as z:
+            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        return cls(matrix, IdMap.from_parquet(directory / "users.parquet"), IdMap.from_parquet(directory / "items.parquet"))
 
     def __repr__(self) -> str:
         return f"Interactions(n_users={self.n_users}, n_items={self.n_items}, nnz={self.nnz})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["dense_row_gather"]
+__all__ = ["dense_row_gather", "masked_rows_dataset"]
 
 
 def dense_row_gather(matrix: sp.spmatrix):
@@ -29,3 +29,22 @@ def dense_row_gather(matrix: sp.spmatrix):
                              tf.stack([tf.shape(index, out_type=tf.int64)[0], width]))
 
     return gather
+
+
+def masked_rows_dataset(inputs: sp.spmatrix, targets: sp.spmatrix, batch_size: int, shuffle_seed=None):
+    """``tf.data`` batches ``(input rows, (target rows, mask))`` gathered from sparse matrices of the same
+    shape; ``mask`` is 1 where ``targets`` has an entry. Only a batch is ever dense.
+
+    ``shuffle_seed`` reshuffles the rows every pass; None keeps them in order.
+    """
+    import tensorflow as tf
+
+    targets = sp.csr_matrix(targets, dtype=np.float32)
+    observed = targets.copy()
+    observed.data = np.ones_like(observed.data)
+    x, y, mask = dense_row_gather(inputs), dense_row_gather(targets), dense_row_gather(observed)
+    n = inputs.shape[0]
+    ds = tf.data.Dataset.range(n)
+    if shuffle_seed is not None and batch_size < n:
+        ds = ds.shuffle(n, seed=int(shuffle_seed), reshuffle_each_iteration=True)
+    return ds.batch(batch_size).map(lambda index: (x(index), (y(index), mask(index)))).prefetch(2)

@@ -28,7 +28,9 @@ Kinds (what regularises the code):
   ``corruption`` (it stays a target): the model learns to fill holes;
 - ``"variational"``: a Gaussian code, sampled in training, with ``beta * KL(q(z|x) || N(0, I))``.
 
-The penalties are added with ``add_loss`` in training calls only.
+The penalties are added with ``add_loss`` in training calls only. Each kind is one
+:class:`~aerec.models.table_kinds.TableKind` subclass in :mod:`aerec.models.table_kinds`: what it
+does to the code and the input, and its penalty, in one place.
 
 Ensemble (``members``): the network holds ``members`` independent autoencoders side by side (every
 weight has a leading ``members`` axis, :class:`MemberDense`), trained in the same steps, each with
@@ -46,9 +48,11 @@ import math
 import keras
 from keras import layers, ops
 
+from .table_kinds import KINDS, TABLE_KINDS
+
 __all__ = ["TableNetwork", "MemberDense", "KINDS"]
 
-KINDS = ("undercomplete", "sparse", "contractive", "denoising", "variational")
+
 
 _DERIVATIVES = {  # f'(a) from a and f(a), for the exact Jacobian
     "linear": lambda a, y: ops.ones_like(a),
@@ -181,7 +185,8 @@ class TableNetwork(keras.Model):
         self.dropout = float(dropout)
         self.members = int(members)
         self.linear_skip = bool(linear_skip)
-        if self.linear_skip and kind != "denoising":
+        self.spec = TABLE_KINDS[kind]
+        if self.linear_skip and not self.spec.corrupts_input:
             raise ValueError("linear_skip is for the denoising kind: any other kind would learn to copy its input "
                              "through it")
         self.seed = seed
@@ -200,9 +205,9 @@ class TableNetwork(keras.Model):
         k = self.members
         self.encoder_layers = [MemberDense(h, k, act, seed=seed_of(j), name=f"encoder_{j}")
                                for j, h in enumerate(self.hidden)]
-        code_activation = {"sparse": "sigmoid" if sparsity_penalty == "kl" else "relu"}.get(kind)
+        code_activation = self.spec.code_activation(self)
         self.code_activation = code_activation or "linear"
-        width = 2 * self.code_dim if kind == "variational" else self.code_dim
+        width = self.spec.code_width(self)
         self.code_layer = MemberDense(width, k, code_activation, seed=seed_of(50), name="code")
         self.decoder_layers = [MemberDense(h, k, act, seed=seed_of(100 + j), name=f"decoder_{j}")
                                for j, h in enumerate(reversed(self.hidden))]
@@ -330,29 +335,17 @@ class TableNetwork(keras.Model):
     def call(self, inputs, training=False):
         values, mask = self.preprocess(inputs)
         clean_values, clean_mask = values, mask
-        denoising = training and self.kind == "denoising" and self.corruption > 0
+        denoising = training and self.spec.corrupts_input and self.corruption > 0
         if denoising:
             values, mask = self._corrupt(values, mask)
         v = self._encoder_input(values, mask)
         _, _, _, code = self._encode_input(v, training=training)
         # penalties: each member's, averaged over members (as its reconstruction loss is)
-        if self.kind == "variational":
-            mean, log_var = code[..., : self.code_dim], code[..., self.code_dim:]
-            z = mean
-            if training:
-                z = mean + ops.exp(0.5 * log_var) * keras.random.normal(ops.shape(mean), seed=self.noise_seed)
-                kl = ops.mean(ops.sum(0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var), axis=-1))
-                self.add_loss(self.beta * kl)
-            code = z
-        if training and self.kind == "sparse":
-            if self.sparsity_penalty == "kl":
-                rho, rho_hat = self.sparsity_target, ops.clip(ops.mean(code, axis=0), 1e-6, 1.0 - 1e-6)
-                kl = rho * ops.log(rho / rho_hat) + (1.0 - rho) * ops.log((1.0 - rho) / (1.0 - rho_hat))
-                self.add_loss(self.sparsity * ops.mean(ops.sum(kl, axis=-1)))
-            else:
-                self.add_loss(self.sparsity * ops.mean(ops.sum(ops.abs(code), axis=-1)))
-        if training and self.kind == "contractive":
-            self.add_loss(self.contraction * ops.mean(self._jacobian_norm(v)))
+        code = self.spec.code(self, code, training)
+        if training:
+            penalty = self.spec.penalty(self, code, v)
+            if penalty is not None:
+                self.add_loss(penalty)
         output = self.decode(code, training=training)
         if self.skip_layer is not None:
             output = output + self.skip_layer.linear(v)
@@ -406,7 +399,7 @@ class TableNetwork(keras.Model):
         recon = ops.mean(ops.sum(self.cell_losses(values, mask, y_pred), axis=-1))  # over rows (and members)
         self.reconstruction_tracker.update_state(recon)
         loss = recon
-        if training and y is None and self.kind == "denoising" and self.corruption > 0:
+        if training and y is None and self.spec.corrupts_input and self.corruption > 0:
             loss = self.visible_weight * recon  # the hidden cells' share is in self.losses (see call)
         for extra in self.losses:
             loss = loss + ops.cast(extra, "float32")
@@ -431,7 +424,7 @@ class TableNetwork(keras.Model):
     def scores_hidden_cells(self) -> bool:
         """Whether :meth:`row_scores` predicts each cell with it hidden: a denoising network trained with
         ``visible_weight < 1`` learned to predict the cells it cannot see, not to copy the ones it can."""
-        return self.kind == "denoising" and self.corruption > 0 and self.visible_weight < 1.0
+        return self.spec.corrupts_input and self.corruption > 0 and self.visible_weight < 1.0
 
     def _infer(self, values, mask):
         """The ensemble's inference output from preprocessed values and mask."""

@@ -10,12 +10,14 @@ The score of item ``i`` for user ``u`` is always ``h_u · W_i + b_i``: the user 
 neural models that is the output layer's logit; that is why an inner-product index over
 ``[W_i, b_i]`` queried with ``[h_u, 1]`` returns the model's own top-K.
 
-Cold-start items: given ``item_features``, ``fit`` also trains a content model
-(:class:`~aerec.recommend.content.ContentModel`) that maps an item's features to an item code
-``[W_i, b_i]`` in the same space. :meth:`Recommender.add_items` appends new items with such codes
-to the item map, to the item vectors scored after the model's own and to the FAISS index; the
-collaborative model itself is never retrained, and only ever sees the columns of the items it
-was trained on (the first ``_n_model_items``).
+Items added from features after training (cold start) are kept by
+:class:`~aerec.recommend.catalogue.ItemCatalogue`, mixed in here. Models built on Keras derive
+from :class:`~aerec.recommend.keras_base.KerasRecommender`, which supplies training and codes.
+
+Two faces answer the same questions: DataFrames with the user's ids (:meth:`Recommender.recommend`,
+:meth:`~Recommender.recommend_for_history`, :meth:`~Recommender.similar_items`) for notebooks and
+batch work, and :class:`TopK` arrays (:meth:`Recommender.top_k`, :meth:`~Recommender.top_k_for_histories`,
+:meth:`~Recommender.top_k_similar`) for servers, where a DataFrame per request costs more than the model.
 """
 from __future__ import annotations
 
@@ -26,13 +28,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..base import BaseEstimator, clone
+from ..base import BaseEstimator
+from ..bundle import load_part, save_part
 from ..data import IdMap, Interactions, check_columns
-from ..exceptions import DataValidationError, NotFittedError
-from ..evaluate import metrics_from_hits
-from ..utils import as_list
+from ..exceptions import DataValidationError, InvalidParameterError
+from ..metrics import metrics_from_hits
+from ..utils import as_list, first_rows
+from .catalogue import ItemCatalogue
 
-__all__ = ["Recommender", "ValidationData", "top_k"]
+__all__ = ["Recommender", "ValidationData", "TopK", "top_k"]
 
 _ON_UNKNOWN = ("error", "skip", "popular")
 
@@ -73,7 +77,35 @@ class ValidationData:
         return "weak" if self.user_index is not None else "strong"
 
 
-class Recommender(BaseEstimator):
+@dataclass(frozen=True)
+class TopK:
+    """Top-``k`` answers as arrays, one row per query.
+
+    Attributes
+    ----------
+    items : ndarray, shape (n, k)
+        The item ids (the user's own), best first. Where fewer than ``k`` items were left after
+        exclusions the row ends early: see ``counts``.
+    scores : ndarray of float32, shape (n, k)
+        The scores ``h_u · W_i + b_i``; ``-inf`` past the end of a short row.
+    counts : ndarray of int, shape (n,)
+        How many places of each row hold an item.
+    ignored : list of lists, optional
+        For :meth:`Recommender.top_k_for_histories`: the history items unknown to the model.
+    """
+
+    items: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
+    ignored: list | None = None
+
+    def row(self, q: int) -> list[tuple]:
+        """``[(item, score), ...]`` of query ``q``, best first."""
+        n = int(self.counts[q])
+        return list(zip(self.items[q, :n].tolist(), self.scores[q, :n].tolist()))
+
+
+class Recommender(ItemCatalogue, BaseEstimator):
     """Base class of recommenders: ``fit`` on a DataFrame of interactions, then recommend with the user's ids.
 
     Learned state: ``interactions_`` (the training matrix with ``users_`` and ``items_`` maps),
@@ -82,6 +114,8 @@ class Recommender(BaseEstimator):
     ``added_codes_`` / ``added_biases_`` (the codes of items added from their features, which
     come after the model's own items in ``items_``).
     """
+
+    served_as = "recommender"
 
     #: rows of users scored at once; bounds memory at batch_users x n_items floats
     _score_batch = 1024
@@ -143,15 +177,20 @@ class Recommender(BaseEstimator):
         """
         self._validate_params()
         if content is not None and item_features is None:
-            raise ValueError("content= configures the model of item_features; pass item_features too")
+            raise InvalidParameterError("content= configures the model of item_features; pass item_features too")
         start = time.perf_counter()
         X = Interactions.from_frame(train, user=user, item=item, rating=rating, threshold=threshold, what="train")
+        if rating is not None and threshold is None and (X.matrix.data < 0).any():
+            negative = pd.to_numeric(train[rating], errors="coerce").to_numpy(dtype=float) < 0
+            raise DataValidationError(
+                f"train: column {rating!r} has {int(negative.sum())} negative value(s), first at rows "
+                f"{first_rows(train.index, negative)}; a recommender reads {rating!r} as the weight of an interaction. "
+                f"Pass threshold= to keep the ratings at or above it as positives, or leave rating= out")
         self.columns_ = {"user": user, "item": item, "rating": rating}
         self.interactions_ = X
         self.item_popularity_ = np.asarray((X.matrix > 0).sum(axis=0)).ravel().astype(np.float32)
         self.history_ = {}
         self.content_, self.added_codes_, self.added_biases_ = None, None, None
-        self._positions_cache = None
         self._fit(X, self._validation_data(valid) if valid is not None else None)
         self.fitted_ = True
         if item_features is not None:
@@ -184,142 +223,10 @@ class Recommender(BaseEstimator):
             X = self.interactions_.matrix
             users = np.flatnonzero(np.diff(X.indptr) > 0)
             users = np.sort(np.random.default_rng(index.seed).choice(users, min(len(users), 2000), replace=False))
-            h = np.asarray(self._user_vectors(X[users][:, :self._n_model_items], users), dtype=np.float32)
+            h = np.asarray(self._user_vectors(X[users][:, :self.n_model_items_], users), dtype=np.float32)
             queries = np.hstack([h, np.ones((len(h), 1), np.float32)])
         self.index_ = index.build(vectors, ids=self.items_.ids, queries=queries)
         return self
-
-    # --- cold-start items ------------------------------------------------------------------
-    def _fit_content(self, item_features, content) -> None:
-        from .content import ContentModel
-
-        template = content if content is not None else ContentModel()
-        if not isinstance(template, ContentModel):
-            raise TypeError(f"content must be a ContentModel, got {type(template).__name__}")
-        self.content_ = clone(template).fit(item_features, self)
-        ids, codes = self.content_._codes_of(item_features, "item_features")
-        new = ~pd.Index(ids).isin(self.items_.ids)
-        if new.any():
-            _check_id_kind(self.items_.ids, ids[new])
-            self._append_items(ids[new], codes[new])
-
-    def add_items(self, item_features) -> "Recommender":
-        """Give new items codes from their features and make them recommendable, without retraining.
-
-        The content model fitted with ``fit(..., item_features=...)`` maps each row to an item
-        code ``[W_i, b_i]``; the items are appended to ``items_``, to the item vectors that
-        :meth:`recommend` scores and to the FAISS index, so that they appear in
-        :meth:`recommend` (also ``items=`` candidate sets), :meth:`recommend_for_history` and
-        :meth:`similar_items` (both as answers and as queries).
-
-        Parameters
-        ----------
-        item_features : DataFrame
-            One row per new item, with the id column and the feature columns the content model
-            was fitted with.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        DataValidationError
-            An id already in the catalogue, an id given twice, or a bad feature value (naming them).
-        MissingColumnError
-            A feature column the content model reads is absent (naming it).
-        """
-        self._check_fitted()
-        if getattr(self, "content_", None) is None:
-            raise NotFittedError(f"this {type(self).__name__} was fitted without item_features, so it cannot code "
-                                 f"items from features: fit(..., item_features=...) first")
-        ids, codes = self.content_._codes_of(item_features, "add_items")
-        known = pd.Index(ids).isin(self.items_.ids)
-        if known.any():
-            shown = pd.Index(ids)[known].tolist()
-            raise DataValidationError(
-                f"add_items: {int(known.sum())} item id(s) already in the catalogue: {shown[:10]}"
-                + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
-                + "; add_items adds new items only")
-        if len(ids):
-            _check_id_kind(self.items_.ids, ids)
-            vectors = np.asarray(codes, dtype=np.float32)
-            self.index_.add(vectors, ids=pd.Index(ids))  # checks before it changes anything
-            self._append_items(ids, vectors)
-        return self
-
-    def _append_items(self, ids, codes: np.ndarray) -> None:
-        """Append items with codes ``[W_i, b_i]`` (rows of ``codes``) after the model's items (not to the index)."""
-        X = self.interactions_
-        items = X.items.extend(list(ids))
-        matrix = sp.hstack([X.matrix, sp.csr_matrix((X.n_users, len(ids)), dtype=X.matrix.dtype)], format="csr")
-        codes = np.asarray(codes, dtype=np.float32)
-        W, b = codes[:, :-1], codes[:, -1]
-        if self.added_codes_ is not None:
-            W, b = np.vstack([self.added_codes_, W]), np.concatenate([self.added_biases_, b])
-        self.interactions_ = Interactions(matrix, X.users, items)
-        self.item_popularity_ = np.concatenate([self.item_popularity_, np.zeros(len(ids), np.float32)])
-        self.added_codes_, self.added_biases_ = W, b
-        self._positions_cache = None
-
-    @property
-    def _n_model_items(self) -> int:
-        """Items the collaborative model was trained on: the first columns of every row it reads."""
-        added = getattr(self, "added_biases_", None)
-        return len(self.items_) - (0 if added is None else len(added))
-
-    def _all_item_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(W, b)`` of every item: the model's own, then the added ones."""
-        W, b = self._item_vectors()
-        if getattr(self, "added_codes_", None) is None:
-            return W, b
-        return (np.vstack([np.asarray(W, np.float32), self.added_codes_]),
-                np.concatenate([np.asarray(b, np.float32), self.added_biases_]))
-
-    def _all_scores(self, model_rows, user_index) -> np.ndarray:
-        """Scores of every item (the model's own, then the added ones) for rows of the model's items."""
-        if getattr(self, "added_codes_", None) is None:
-            return self._scores(model_rows, user_index)
-        h = np.asarray(self._user_vectors(model_rows, user_index), dtype=np.float32)
-        if type(self)._scores is Recommender._scores:  # no faster path: one product over all items
-            W, b = self._all_item_vectors()
-            return h @ W.T + b
-        return np.hstack([np.asarray(self._scores(model_rows, user_index), dtype=np.float32),
-                          h @ self.added_codes_.T + self.added_biases_])
-
-    def _split_rows(self, rows) -> tuple:
-        """``(model_rows, known, cold)``: the columns of the model's items, rows with at least one of
-        them, and rows with none of them but with added items."""
-        n_model = self._n_model_items
-        model_rows = rows[:, :n_model] if rows.shape[1] > n_model else rows
-        known = np.diff(model_rows.indptr) > 0
-        if rows.shape[1] > n_model:
-            cold = (np.diff(rows[:, n_model:].indptr) > 0) & ~known
-        else:
-            cold = np.zeros(rows.shape[0], dtype=bool)
-        return model_rows, known, cold
-
-    def _cold_queries(self, rows) -> np.ndarray:
-        """Index queries ``[q, 0]`` for rows whose only items are added ones: ``q`` is the mean of their
-        codes ``W_i``, so an added item's similar items are the items with the largest ``W_i · W_j``."""
-        added = sp.csr_matrix(rows[:, self._n_model_items:] > 0, dtype=np.float32)
-        counts = np.maximum(np.asarray(added.sum(axis=1)).ravel(), 1.0)
-        q = np.asarray((sp.diags(1.0 / counts) @ added) @ self.added_codes_, dtype=np.float32)
-        return np.hstack([q, np.zeros((len(q), 1), np.float32)])
-
-    def _index_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(item index -> index position, index position -> item index)``; approximate indexes store
-        their tuning sample last, so positions need not follow the item order."""
-        cached = getattr(self, "_positions_cache", None)
-        if cached is None or cached[0] is not self.index_ or len(cached[2]) != self.index_.ntotal:
-            pos_to_item = self.items_.index_of(self.index_.ids_.ids)
-            item_to_pos = np.empty_like(pos_to_item)
-            item_to_pos[pos_to_item] = np.arange(len(pos_to_item))
-            cached = self._positions_cache = (self.index_, item_to_pos, pos_to_item)
-        return cached[1], cached[2]
-
-    def _validate_params(self) -> None:
-        """Check hyperparameters (called at the start of ``fit``)."""
 
     @property
     def users_(self) -> IdMap:
@@ -369,9 +276,9 @@ class Recommender(BaseEstimator):
     # --- recommending -------------------------------------------------------------------
     def _check_k(self, k, n_candidates: int) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise InvalidParameterError(f"k must be a positive integer, got {k!r}")
         if k > n_candidates:
-            raise ValueError(f"k={k} is larger than the {n_candidates} candidate item(s)")
+            raise InvalidParameterError(f"k={k} is larger than the {n_candidates} candidate item(s)")
         return int(k)
 
     def _candidate_mask(self, items) -> np.ndarray | None:
@@ -433,13 +340,11 @@ class Recommender(BaseEstimator):
             if queries.shape[1] == 0:
                 queries = np.zeros((len(full), q.shape[1]), dtype=np.float32)
             queries[~with_code] = q
-        item_to_pos, pos_to_item = self._index_positions()
-        seen_rows, seen_items = rows[full].nonzero() if exclude_seen else (np.zeros(0, np.int64),) * 2
-        r, pos, score = self.index_._search_positions(
-            queries, k, (np.asarray(seen_rows, np.int64), item_to_pos[np.asarray(seen_items, np.int64)]))
-        slot = np.arange(len(r)) - np.searchsorted(r, r)  # rank within each query
-        idx[full[r], slot] = pos_to_item[pos]
-        vals[full[r], slot] = score
+        exclude = rows[full] if exclude_seen else None  # index positions are item indices
+        pos, score = self.index_.search_positions(queries, k, exclude=exclude)
+        found = pos >= 0
+        idx[full] = np.where(found, pos, 0)
+        vals[full] = np.where(found, score, -np.inf)
         return idx, vals
 
     def _rank(self, rows, user_index, user_ids, k, exclude_seen, candidates, via: str = "model") -> pd.DataFrame:
@@ -457,6 +362,68 @@ class Recommender(BaseEstimator):
             }))
         return _frame(parts, ["user", "item", "score", "rank"])
 
+    # --- arrays: the fast path of servers ----------------------------------------------------
+    def _top_k(self, rows, user_index, k: int, exclude_seen: bool, via: str, ignored=None) -> TopK:
+        idx, vals = self._top_items(rows, user_index, k, exclude_seen, None, via)
+        counts = np.isfinite(vals).sum(axis=1)
+        return TopK(self.items_.ids_of(idx.ravel()).reshape(idx.shape), vals.astype(np.float32, copy=False),
+                    counts, ignored)
+
+    def top_k(self, users, k: int = 10, exclude_seen: bool = True, via: str = "model") -> TopK:
+        """Top-``k`` items of users seen at fit time, as arrays (what :meth:`recommend` returns, without the DataFrame).
+
+        Raises :class:`~aerec.exceptions.UnknownIdError` naming unknown users.
+
+        Examples
+        --------
+        >>> import pandas as pd, aerec
+        >>> model = aerec.EASE(l2=1.0).fit(pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"]}))
+        >>> top = model.top_k([2], k=1)
+        >>> top.items.tolist(), top.counts.tolist()
+        ([['b']], [1])
+        """
+        self._check_fitted()
+        _check_via(via)
+        k = self._check_k(k, len(self.items_))
+        index = self.users_.index_of(as_list(users))
+        return self._top_k(self.interactions_.matrix[index], index, k, exclude_seen, via)
+
+    def top_k_for_histories(self, histories, k: int = 10, exclude_seen: bool = True, via: str = "model") -> TopK:
+        """Top-``k`` items for new users from their histories (fold-in), as arrays.
+
+        Parameters
+        ----------
+        histories : list of lists of item ids
+            One history per new user; items unknown to the model are ignored and reported in
+            ``TopK.ignored`` (a history left empty gets the most popular items).
+        """
+        self._check_fitted()
+        _check_via(via)
+        k = self._check_k(k, len(self.items_))
+        indptr, cols, ignored = [0], [], []
+        for history in histories:
+            values = as_list(history)
+            index = self.items_.index_of(values, on_unknown="mark") if values else np.zeros(0, np.int64)
+            ignored.append([v for v, j in zip(values, index) if j < 0])
+            known = np.unique(index[index >= 0])
+            cols.append(known)
+            indptr.append(indptr[-1] + len(known))
+        cols = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        rows = sp.csr_matrix((np.ones(len(cols), np.float32), cols, np.asarray(indptr)),
+                             shape=(len(indptr) - 1, len(self.items_)))
+        return self._top_k(rows, None, k, exclude_seen, via, ignored)
+
+    def top_k_similar(self, items, k: int = 10, via: str = "index") -> TopK:
+        """The ``k`` items most similar to each given item, as arrays (what :meth:`similar_items` returns)."""
+        self._check_fitted()
+        _check_via(via)
+        k = self._check_k(k, len(self.items_) - 1)
+        index = self.items_.index_of(as_list(items))
+        rows = sp.csr_matrix((np.ones(len(index), np.float32), index, np.arange(len(index) + 1)),
+                             shape=(len(index), len(self.items_)))
+        return self._top_k(rows, None, k, True, via)
+
+    # --- DataFrames ----------------------------------------------------------------------------
     def recommend(self, users, k: int = 10, exclude_seen: bool = True, items=None, via: str = "model",
                   on_unknown: str = "error") -> pd.DataFrame:
         """Top-``k`` items for users seen at fit time.
@@ -486,7 +453,7 @@ class Recommender(BaseEstimator):
         """
         self._check_fitted()
         if on_unknown not in _ON_UNKNOWN:
-            raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
+            raise InvalidParameterError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
         _check_via(via)
         candidates = self._candidate_mask(items)
         k = self._check_k(k, len(self.items_) if candidates is None else int(candidates.sum()))
@@ -498,7 +465,8 @@ class Recommender(BaseEstimator):
         if on_unknown == "popular" and not known.all():
             empty = sp.csr_matrix((int((~known).sum()), len(self.items_)), dtype=np.float32)
             popular = self._rank(empty, None, user_ids[~known], k, False, candidates)
-            out = pd.concat([out, popular], ignore_index=True)
+            # an empty frame would turn the ids and ranks into floats in concat
+            out = pd.concat([out, popular], ignore_index=True) if len(out) else popular
             order = {u: n for n, u in enumerate(user_ids)}
             out = out.sort_values(["user", "rank"], key=lambda s: s.map(order) if s.name == "user" else s,
                                   kind="stable").reset_index(drop=True)
@@ -572,7 +540,7 @@ class Recommender(BaseEstimator):
         self._check_fitted()
         user_ids = pd.unique(pd.Series(as_list(users), dtype=object))
         index = self.users_.index_of(user_ids)
-        codes = self._user_vectors(self.interactions_.matrix[index][:, :self._n_model_items], index)
+        codes = self._user_vectors(self.interactions_.matrix[index][:, :self.n_model_items_], index)
         return pd.DataFrame(codes, index=pd.Index(self.users_.ids_of(index), name="user"),
                             columns=[f"c{j}" for j in range(codes.shape[1])])
 
@@ -586,79 +554,42 @@ class Recommender(BaseEstimator):
         return frame
 
     # --- saving --------------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Save to a bundle directory (written beside the target and renamed into place); :func:`aerec.load` reads it."""
-        from ..bundle import save
-
-        self._check_fitted()
-        save(self, path)
-
     def _save_to(self, directory) -> dict:
-        from pathlib import Path
-
-        directory = Path(directory)
-        X = self.interactions_.matrix
-        self.users_.to_parquet(directory / "users.parquet")
-        self.items_.to_parquet(directory / "items.parquet")
-        np.savez(directory / "interactions.npz", data=X.data, indices=X.indices, indptr=X.indptr,
-                 shape=np.asarray(X.shape))
+        self.interactions_.save(directory)
         state = self._get_state()
         if state:
             np.savez(directory / "state.npz", **state)
-        index_meta = {"params": self.index_.get_params(), **self.index_._save_to(directory)}
         meta = {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_,
-                "index": index_meta}
+                "index": save_part(self.index_, directory, "index")}
         if getattr(self, "added_codes_", None) is not None:
             np.savez(directory / "added_items.npz", codes=self.added_codes_, biases=self.added_biases_)
         if getattr(self, "content_", None) is not None:
-            meta["content"] = self.content_._save_to(directory)
+            meta["content"] = save_part(self.content_, directory, "content")
         return meta
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "Recommender":
-        from pathlib import Path
-
-        directory = Path(directory)
         model = cls(**meta["params"])
-        with np.load(directory / "interactions.npz", allow_pickle=False) as z:
-            matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        users, items = IdMap.from_parquet(directory / "users.parquet"), IdMap.from_parquet(directory / "items.parquet")
-        model.interactions_ = Interactions(matrix, users, items)
-        model.item_popularity_ = np.asarray((matrix > 0).sum(axis=0)).ravel().astype(np.float32)
+        model.interactions_ = Interactions.load(directory)
+        model.item_popularity_ = np.asarray((model.interactions_.matrix > 0).sum(axis=0)).ravel().astype(np.float32)
         model.content_, model.added_codes_, model.added_biases_ = None, None, None
         if (directory / "added_items.npz").is_file():
             with np.load(directory / "added_items.npz", allow_pickle=False) as z:
                 model.added_codes_, model.added_biases_ = z["codes"], z["biases"]
         if "content" in meta:
-            from .content import ContentModel
-
-            model.content_ = ContentModel._load_from(directory, meta["content"])
+            model.content_ = load_part(directory, meta["content"])
         model.columns_, model.history_, model.fit_seconds_ = meta["columns"], meta["history"], meta["fit_seconds"]
         if (directory / "state.npz").is_file():
             with np.load(directory / "state.npz", allow_pickle=False) as z:
                 model._set_state({k: z[k] for k in z.files})
         model.fitted_ = True
-        from ..index import EmbeddingIndex
-
-        model.index_ = EmbeddingIndex._load_from(directory, meta["index"])
+        model.index_ = load_part(directory, meta["index"])
         return model
-
-
-def _check_id_kind(known: pd.Index, new) -> None:
-    """New item ids must be of the catalogue's kind: ``"12"`` added beside ``12`` would be another item."""
-    new = pd.Index(list(new))
-    kinds = {"known": pd.api.types.infer_dtype(known, skipna=True), "new": pd.api.types.infer_dtype(new, skipna=True)}
-    numeric = ("integer", "floating", "mixed-integer-float", "decimal")
-    same = kinds["known"] == kinds["new"] or (kinds["known"] in numeric and kinds["new"] in numeric)
-    if not same and len(known) and len(new):
-        raise DataValidationError(
-            f"new item ids are {kinds['new']} (e.g. {new[0]!r}) but the model's item ids are {kinds['known']} "
-            f"(e.g. {known[0]!r}); give the feature table's id column the type of the training ids")
 
 
 def _check_via(via) -> None:
     if via not in ("model", "index"):
-        raise ValueError(f"via must be 'model' or 'index', got {via!r}")
+        raise InvalidParameterError(f"via must be 'model' or 'index', got {via!r}")
 
 
 def _frame(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from ..base import register
-from .multvae import _check, _KerasRecommender
+from ..params import Interval
+from .keras_base import KerasRecommender
 
 __all__ = ["CDAE"]
 
 
 @register
-class CDAE(_KerasRecommender):
+class CDAE(KerasRecommender):
     """Collaborative Denoising Autoencoder for implicit feedback (Wu et al., 2016).
 
     A user's interaction row, corrupted by dropout, is encoded to ``h_u = sigmoid(W' x_u + V_u + b)``
@@ -23,12 +24,12 @@ class CDAE(_KerasRecommender):
 
     Parameters
     ----------
-    hidden_dim : int, default 200
+    code_dim : int, default 200
         Width of the code ``h_u``.
     dropout : float, default 0.7
         Corruption rate of the input rows during training.
-    weight_decay : float, default 1e-4
-        L2 penalty ``weight_decay * sum(w ** 2)`` on the kernels and the user offsets.
+    l2 : float, default 1e-4
+        L2 penalty ``l2 * sum(w ** 2)`` on the kernels and the user offsets.
     learning_rate : float, default 1e-2
         Adam's step size.
     epochs : int, default 200
@@ -56,19 +57,24 @@ class CDAE(_KerasRecommender):
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": ["a", "b", "a", "c", "b", "c"]})
-    >>> model = CDAE(hidden_dim=4, epochs=3).fit(df)
+    >>> model = CDAE(code_dim=4, epochs=3).fit(df)
     >>> model.recommend([1], k=1)["item"].tolist()
     ['c']
     """
 
-    _with_user_index = True
+    with_user_index = True
+    _parameter_constraints = {
+        **KerasRecommender._parameter_constraints,
+        "code_dim": [Interval("int", 1, None)],
+        "l2": [Interval("real", 0, None)],
+    }
 
-    def __init__(self, hidden_dim: int = 200, dropout: float = 0.7, weight_decay: float = 1e-4,
+    def __init__(self, code_dim: int = 200, dropout: float = 0.7, l2: float = 1e-4,
                  learning_rate: float = 1e-2, epochs: int = 200, batch_size: int = 500, patience: int | None = 50,
                  seed: int = 0, verbose: int = 0):
-        self.hidden_dim = hidden_dim
+        self.code_dim = code_dim
         self.dropout = dropout
-        self.weight_decay = weight_decay
+        self.l2 = l2
         self.learning_rate = learning_rate
         self.epochs = epochs
         self.batch_size = batch_size
@@ -76,14 +82,14 @@ class CDAE(_KerasRecommender):
         self.seed = seed
         self.verbose = verbose
 
-    def _validate_params(self) -> None:
-        _check("hidden_dim", self.hidden_dim, "int", low=1)
-        super()._validate_params()
-
-    def _build_network(self, n_users: int, n_items: int):
+    @classmethod
+    def network_class(cls):
         from ..models.cdae import CollaborativeDenoisingAutoencoder
 
-        network = CollaborativeDenoisingAutoencoder(n_items, n_users, hidden_dim=self.hidden_dim, dropout=self.dropout,
-                                                    weight_decay=self.weight_decay, seed=self.seed)
+        return CollaborativeDenoisingAutoencoder
+
+    def _build_network(self, n_users: int, n_items: int):
+        network = self.network_class()(n_items, n_users, hidden_dim=self.code_dim, dropout=self.dropout,
+                                       weight_decay=self.l2, seed=self.seed)
         network.build()
         return network

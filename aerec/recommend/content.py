@@ -12,7 +12,7 @@ Two ways of learning ``f`` (``loss=``):
   the items' fixed features (TF-IDF, multi-hots, standardised and binned numbers), in closed
   form. The codes already hold what the model learned of each item (its bias is roughly its
   popularity, its ``W_i`` who likes it), and the regression carries that over to new items.
-- ``"softmax"``: a network (``hidden`` ReLU layers) trained so that the score ``h_u · f(x_i)``
+- ``"softmax"``: a network (``hidden_dim`` ReLU layers) trained so that the score ``h_u · f(x_i)``
   itself ranks the items each user has: the user codes ``h_u`` are held fixed and the
   multinomial likelihood over the training items is maximised (as Mult-DAE is trained, with
   ``f(x_i)`` in place of the output layer). So that ``h_u`` does not already contain the items
@@ -31,7 +31,6 @@ release date and ``l2=10`` were chosen there too).
 """
 from __future__ import annotations
 
-import json
 import numbers
 import time
 import warnings
@@ -41,9 +40,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..base import BaseEstimator
-from ..evaluate import metrics_from_hits
-from ..exceptions import DataValidationError, DroppedRowsWarning
+from ..base import BaseEstimator, register
+from ..exceptions import DataValidationError, DroppedRowsWarning, InvalidParameterError
+from ..metrics import metrics_from_hits
+from ..params import Interval, Options, Widths
 from ..features import FeatureColumns, feature_arrays, infer_feature_columns
 
 __all__ = ["ContentModel"]
@@ -54,6 +54,7 @@ _NETWORK_FILE = "content.keras"
 _VALID_K = 20
 
 
+@register
 class ContentModel(BaseEstimator):
     """Maps items' features to item codes ``[W_i, b_i]`` of a fitted recommender, for cold-start items.
 
@@ -66,7 +67,7 @@ class ContentModel(BaseEstimator):
     ----------
     loss : {"ridge", "softmax"}, default "ridge"
         How the map is learned (see the module docstring).
-    hidden : int or tuple of int, optional
+    hidden_dim : int or tuple of int, optional
         Hidden ReLU layers between the features and the code; 0 for a linear map. By default 0
         for ``"ridge"`` (which needs it) and 256 for ``"softmax"``.
     text_mode : {"tfidf", "embedding"}, default "tfidf"
@@ -86,10 +87,9 @@ class ContentModel(BaseEstimator):
         ``text_mode="embedding"``: token embedding width and tokens read per cell.
     dropout : float, default 0.0
         Dropout on the features in training.
-    weight_decay : float, default 0.0
-        ``"softmax"``: L2 penalty on the network's kernels.
-    l2 : float, default 10.0
-        ``"ridge"``: the penalty of the regression.
+    l2 : float, optional
+        The L2 penalty: of the regression for ``"ridge"`` (default 10.0), on the network's kernels
+        for ``"softmax"`` (default 0.0).
     folds : int, default 5
         ``"softmax"``: parts each user's items are split into (one predicted from the others).
     validation_fraction : float, default 0.1
@@ -130,14 +130,35 @@ class ContentModel(BaseEstimator):
     (True, 3)
     """
 
-    def __init__(self, loss: str = "ridge", hidden=None, text_mode: str = "tfidf", text=None, categorical=None,
+    _parameter_constraints = {
+        "loss": [Options(*LOSSES)],
+        "hidden_dim": [Widths(0), None],
+        "text_mode": [Options("tfidf", "embedding")],
+        "max_tokens": [Interval("int", 1, None)],
+        "min_df": [Interval("int", 1, None)],
+        "numeric_bins": [Interval("int", 0, None)],
+        "embedding_dim": [Interval("int", 1, None)],
+        "sequence_length": [Interval("int", 1, None)],
+        "dropout": [Interval("real", 0, 1, closed="left")],
+        "l2": [Interval("real", 0, None), None],
+        "folds": [Interval("int", 2, None)],
+        "validation_fraction": [Interval("real", 0, 0.5, closed="left")],
+        "epochs": [Interval("int", 1, None)],
+        "patience": [Interval("int", 1, None)],
+        "batch_size": [Interval("int", 1, None)],
+        "learning_rate": [Interval("real", 0, None, closed="neither")],
+        "seed": [Interval("int", 0, None)],
+        "verbose": [Options(0, 1, 2, False, True)],
+    }
+
+    def __init__(self, loss: str = "ridge", hidden_dim=None, text_mode: str = "tfidf", text=None, categorical=None,
                  multilabel=None, numeric=None, vector=None, separator: str = "|", max_tokens: int = 20000,
                  min_df: int = 2, numeric_bins: int = 20, embedding_dim: int = 32, sequence_length: int = 16,
-                 dropout: float = 0.0, weight_decay: float = 0.0, l2: float = 10.0, folds: int = 5,
+                 dropout: float = 0.0, l2: float | None = None, folds: int = 5,
                  validation_fraction: float = 0.1, epochs: int = 30, patience: int = 5, batch_size: int = 256,
                  learning_rate: float = 1e-3, seed: int = 0, verbose: int = 0):
         self.loss = loss
-        self.hidden = hidden
+        self.hidden_dim = hidden_dim
         self.text_mode = text_mode
         self.text = text
         self.categorical = categorical
@@ -151,7 +172,6 @@ class ContentModel(BaseEstimator):
         self.embedding_dim = embedding_dim
         self.sequence_length = sequence_length
         self.dropout = dropout
-        self.weight_decay = weight_decay
         self.l2 = l2
         self.folds = folds
         self.validation_fraction = validation_fraction
@@ -164,41 +184,20 @@ class ContentModel(BaseEstimator):
 
     # --- hyperparameters -----------------------------------------------------------------
     def _hidden(self) -> tuple[int, ...]:
-        if self.hidden is None:
+        if self.hidden_dim is None:
             return () if self.loss == "ridge" else (256,)
-        hidden = (self.hidden,) if isinstance(self.hidden, numbers.Integral) else tuple(self.hidden)
+        hidden = (self.hidden_dim,) if isinstance(self.hidden_dim, numbers.Integral) else tuple(self.hidden_dim)
         return tuple(int(h) for h in hidden if int(h) > 0)
 
-    def _validate_params(self) -> None:
-        from ..models.content import TEXT_MODES
+    def _l2(self) -> float:
+        if self.l2 is None:
+            return 10.0 if self.loss == "ridge" else 0.0
+        return float(self.l2)
 
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.text_mode not in TEXT_MODES:
-            raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {self.text_mode!r}")
-        try:
-            hidden = self._hidden()
-        except (TypeError, ValueError):
-            raise ValueError(f"hidden must be an int or a tuple of ints, got {self.hidden!r}") from None
-        if any(h < 0 for h in hidden):
-            raise ValueError(f"hidden widths must be >= 0, got {self.hidden!r}")
-        if self.loss == "ridge" and (hidden or self.text_mode != "tfidf"):
-            raise ValueError("loss='ridge' is a closed-form linear regression: it needs hidden=0 and text_mode='tfidf'")
-        for name, low in (("max_tokens", 1), ("min_df", 1), ("numeric_bins", 0), ("embedding_dim", 1),
-                          ("sequence_length", 1), ("folds", 2), ("epochs", 1), ("patience", 1), ("batch_size", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name, low, high in (("dropout", 0.0, 1.0), ("validation_fraction", 0.0, 0.5)):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not low <= value < high:
-                raise ValueError(f"{name} must be a number in [{low}, {high}), got {value!r}")
-        for name in ("weight_decay", "l2", "learning_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0 or (
-                    name == "learning_rate" and value == 0):
-                raise ValueError(f"{name} must be a {'positive' if name == 'learning_rate' else 'non-negative'} "
-                                 f"number, got {value!r}")
+    def _check_param_relations(self) -> None:
+        if self.loss == "ridge" and (self._hidden() or self.text_mode != "tfidf"):
+            raise InvalidParameterError("loss='ridge' is a closed-form linear regression: it needs hidden_dim=0 and "
+                                        "text_mode='tfidf'")
 
     # --- fitting -------------------------------------------------------------------------
     def fit(self, item_features: pd.DataFrame, recommender) -> "ContentModel":
@@ -228,7 +227,7 @@ class ContentModel(BaseEstimator):
         if empty:
             raise DataValidationError(f"item_features: column(s) {empty} have no values to learn from")
 
-        n_model = recommender._n_model_items
+        n_model = recommender.n_model_items_
         index = recommender.items_.index_of(ids, on_unknown="mark")
         rows = np.flatnonzero((index >= 0) & (index < n_model))
         if not len(rows):
@@ -252,14 +251,14 @@ class ContentModel(BaseEstimator):
             self.network_ = ContentNetwork(columns, stats, code_dim=targets.shape[1] - 1, hidden=self._hidden(),
                                            text_mode=self.text_mode, embedding_dim=int(self.embedding_dim),
                                            sequence_length=int(self.sequence_length), dropout=float(self.dropout),
-                                           weight_decay=float(self.weight_decay), seed=int(self.seed))
+                                           weight_decay=self._l2(), seed=int(self.seed))
             self.network_.build()
             dense, tokens = self._preprocess({k: v[rows] for k, v in arrays.items()})
             self.history_ = {}
             if self.loss == "ridge":
                 from ..models.content import ridge_output
 
-                ridge_output(self.network_, dense, targets, float(self.l2))
+                ridge_output(self.network_, dense, targets, self._l2())
                 held = np.zeros(len(items), dtype=bool)
             else:
                 held = self._train(recommender, items, dense, tokens)
@@ -289,7 +288,7 @@ class ContentModel(BaseEstimator):
         held = np.zeros(len(items), dtype=bool)
         if n_valid >= 2:
             held[rng.choice(len(items), size=n_valid, replace=False)] = True
-        X = sp.csr_matrix(recommender.interactions_.matrix[:, :recommender._n_model_items], dtype=np.float32)
+        X = sp.csr_matrix(recommender.interactions_.matrix[:, :recommender.n_model_items_], dtype=np.float32)
         user_vectors = _batched(recommender)
 
         callbacks = [EpochTimer()]
@@ -330,7 +329,7 @@ class ContentModel(BaseEstimator):
         rng = np.random.default_rng(int(self.seed))
         n_users = len(recommender.users_)
         users = np.sort(rng.choice(n_users, size=min(n_users, 2000), replace=False))
-        X = recommender.interactions_.matrix[users][:, :recommender._n_model_items]
+        X = recommender.interactions_.matrix[users][:, :recommender.n_model_items_]
         H = _batched(recommender)(X, users).astype(np.float64)
         content, model = H @ codes[:, :-1].T + codes[:, -1], H @ W.T + b
         c0, m0 = content - content.mean(1, keepdims=True), model - model.mean(1, keepdims=True)
@@ -365,8 +364,7 @@ class ContentModel(BaseEstimator):
     # --- saving ----------------------------------------------------------------------------
     def _save_to(self, directory) -> dict:
         self.network_.save(Path(directory) / _NETWORK_FILE, include_optimizer=False)
-        return {"params": json.loads(json.dumps(self.get_params(), default=_json_default)),
-                "columns": self.columns_.to_json(), "history": self.history_, "calibration": self.calibration_,
+        return {"columns": self.columns_.to_json(), "history": self.history_, "calibration": self.calibration_,
                 "n_training_items": int(self.n_training_items_), "fit_seconds": float(self.fit_seconds_)}
 
     @classmethod
@@ -375,10 +373,7 @@ class ContentModel(BaseEstimator):
 
         from ..models import content  # noqa: F401  (registers ContentNetwork for deserialisation)
 
-        params = dict(meta["params"])
-        if isinstance(params.get("hidden"), list):
-            params["hidden"] = tuple(params["hidden"])
-        model = cls(**params)
+        model = cls(**meta["params"])
         model.columns_ = FeatureColumns.from_json(meta["columns"])
         model.network_ = keras.saving.load_model(Path(directory) / _NETWORK_FILE, compile=False, safe_mode=True)
         model.history_ = meta.get("history", {})
@@ -389,12 +384,6 @@ class ContentModel(BaseEstimator):
         return model
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _batched(recommender, batch: int = 1024):

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from ..base import register
 from ..models.ease import ease_weights
+from ..params import Interval
 from .base import Recommender
 
 __all__ = ["EASE"]
@@ -44,9 +45,11 @@ class EASE(Recommender):
         self.max_memory = max_memory
         self.seed = seed
 
-    def _validate_params(self) -> None:
-        if not np.isfinite(self.l2) or self.l2 <= 0:
-            raise ValueError(f"l2 must be a positive number, got {self.l2!r}")
+    _parameter_constraints = {
+        "l2": [Interval("real", 0, None, closed="neither")],
+        "max_memory": [Interval("int", 1, None), None],
+        "seed": [Interval("int", 0, None)],
+    }
 
     def _fit(self, X, valid) -> None:
         self.B_ = ease_weights(X.matrix, float(self.l2), self.max_memory)

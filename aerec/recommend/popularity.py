@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base import register
+from ..params import Interval
 from .base import Recommender
 
 __all__ = ["Popularity"]
@@ -22,6 +23,8 @@ class Popularity(Recommender):
         Accepted for a uniform interface; counting is deterministic.
     """
 
+    _parameter_constraints = {"seed": [Interval("int", 0, None)]}
+
     def __init__(self, seed: int = 0):
         self.seed = seed
 
@@ -32,5 +35,5 @@ class Popularity(Recommender):
         return np.ones((rows.shape[0], 1), dtype=np.float32)
 
     def _item_vectors(self):
-        counts = self.item_popularity_[:self._n_model_items]  # items added from features come after
+        counts = self.item_popularity_[:self.n_model_items_]  # items added from features come after
         return counts[:, None], np.zeros_like(counts)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from ..base import register
-from .multvae import _check, _KerasRecommender
+from ..params import Interval
+from .keras_base import KerasRecommender
 
 __all__ = ["RecVAE"]
 
 
 @register
-class RecVAE(_KerasRecommender):
+class RecVAE(KerasRecommender):
     """RecVAE: a Mult-VAE with a composite prior, a user-specific KL weight and alternating updates
     (Shenbin et al., 2020).
 
@@ -27,7 +28,7 @@ class RecVAE(_KerasRecommender):
     ----------
     hidden_dim : int, default 600
         Width of the encoder's hidden layers.
-    latent_dim : int, default 200
+    code_dim : int, default 200
         Width of the code.
     dropout : float, default 0.5
         Input dropout in the encoder's passes.
@@ -66,16 +67,16 @@ class RecVAE(_KerasRecommender):
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": ["a", "b", "a", "c", "b", "c"]})
-    >>> model = RecVAE(hidden_dim=8, latent_dim=4, epochs=3).fit(df)
+    >>> model = RecVAE(hidden_dim=8, code_dim=4, epochs=3).fit(df)
     >>> model.recommend([1], k=1)["item"].tolist()
     ['c']
     """
 
-    def __init__(self, hidden_dim: int = 600, latent_dim: int = 200, dropout: float = 0.5, gamma: float = 0.02,
+    def __init__(self, hidden_dim: int = 600, code_dim: int = 200, dropout: float = 0.5, gamma: float = 0.02,
                  encoder_epochs: int = 3, decoder_epochs: int = 1, learning_rate: float = 1e-3, epochs: int = 200,
                  batch_size: int = 500, patience: int | None = 30, seed: int = 0, verbose: int = 0):
         self.hidden_dim = hidden_dim
-        self.latent_dim = latent_dim
+        self.code_dim = code_dim
         self.dropout = dropout
         self.gamma = gamma
         self.encoder_epochs = encoder_epochs
@@ -87,21 +88,23 @@ class RecVAE(_KerasRecommender):
         self.seed = seed
         self.verbose = verbose
 
-    #: no weight decay in RecVAE: the composite prior regularises
-    weight_decay = 0.0
+    _parameter_constraints = {
+        **KerasRecommender._parameter_constraints,
+        "hidden_dim": [Interval("int", 1, None)],
+        "code_dim": [Interval("int", 1, None)],
+        "gamma": [Interval("real", 0, None)],
+        "encoder_epochs": [Interval("int", 1, None)],
+        "decoder_epochs": [Interval("int", 1, None)],
+    }
 
-    def _validate_params(self) -> None:
-        _check("hidden_dim", self.hidden_dim, "int", low=1)
-        _check("latent_dim", self.latent_dim, "int", low=1)
-        _check("gamma", self.gamma, "real", low=0)
-        _check("encoder_epochs", self.encoder_epochs, "int", low=1)
-        _check("decoder_epochs", self.decoder_epochs, "int", low=1)
-        super()._validate_params()
-
-    def _build_network(self, n_users: int, n_items: int):
+    @classmethod
+    def network_class(cls):
         from ..models.recvae import RecVAENetwork
 
-        network = RecVAENetwork(n_items, hidden_dim=self.hidden_dim, latent_dim=self.latent_dim, dropout=self.dropout,
+        return RecVAENetwork
+
+    def _build_network(self, n_users: int, n_items: int):
+        network = self.network_class()(n_items, hidden_dim=self.hidden_dim, latent_dim=self.code_dim, dropout=self.dropout,
                                 gamma=self.gamma, encoder_epochs=self.encoder_epochs,
                                 decoder_epochs=self.decoder_epochs, learning_rate=self.learning_rate, seed=self.seed)
         network.build((None, n_items))

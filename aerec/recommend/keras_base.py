@@ -1,0 +1,179 @@
+"""`KerasRecommender`: what the Keras autoencoder recommenders share, written once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..params import Interval, Options
+from .base import Recommender, ValidationData
+
+__all__ = ["KerasRecommender"]
+
+
+class KerasRecommender(Recommender):
+    """Base class of the Keras autoencoder recommenders: batches of sparse user rows, training through
+    ``keras.Model.fit`` with early stopping on validation NDCG@100, codes from the output layer, saving.
+
+    Hooks a subclass provides
+    -------------------------
+    ``network_class()`` (classmethod)
+        The Keras model class (registered serialisable). It is imported here, when needed, so that
+        ``import aerec`` does not start TensorFlow, and :func:`aerec.load` calls it to register the
+        class before reading ``model.keras``: no list of network modules is kept anywhere.
+    ``_build_network(n_users, n_items)``
+        The built network: a Keras model with an ``output_layer`` (whose kernel and bias are the
+        item codes ``W_i``, ``b_i``) and ``user_code(x)`` (``user_code(x, users)`` when
+        ``with_user_index``); optionally ``numpy_user_code(rows, users)`` for a fast path.
+    ``_callbacks(steps_per_epoch)``, ``_steps_per_epoch(batches_per_pass)`` (optional)
+        Extra training callbacks (e.g. KL annealing) and updates per Keras epoch.
+
+    The hyperparameters every subclass has (``dropout``, ``learning_rate``, ``epochs``,
+    ``batch_size``, ``patience``, ``seed``, ``verbose``) are checked from
+    ``_parameter_constraints``; a subclass adds its own with ``{**KerasRecommender._parameter_constraints, ...}``.
+    """
+
+    _parameter_constraints = {
+        "dropout": [Interval("real", 0, 1, closed="left")],
+        "learning_rate": [Interval("real", 0, None, closed="neither")],
+        "epochs": [Interval("int", 1, None)],
+        "batch_size": [Interval("int", 1, None)],
+        "patience": [Interval("int", 1, None), None],
+        "seed": [Interval("int", 0, None)],
+        "verbose": [Options(0, 1, 2, False, True)],
+    }
+
+    #: the network also takes each row's user index (CDAE's per-user input); -1 for fold-in users
+    with_user_index = False
+
+    @classmethod
+    def network_class(cls):
+        """The Keras model class this recommender trains."""
+        raise NotImplementedError
+
+    def _build_network(self, n_users: int, n_items: int):
+        raise NotImplementedError
+
+    def _steps_per_epoch(self, batches_per_pass: int) -> int:
+        """Updates in one Keras epoch (one pass over the users unless the model says otherwise)."""
+        return batches_per_pass
+
+    def _callbacks(self, steps_per_epoch: int) -> list:
+        """The model's own training callbacks (e.g. KL annealing), run before validation."""
+        return []
+
+    # --- training --------------------------------------------------------------------------
+    def _dataset(self, matrix: sp.csr_matrix):
+        """Endless shuffled batches of users as dense ``(batch, n_items)`` rows, gathered from the sparse matrix
+        in the input pipeline: the whole users x items matrix is never dense."""
+        import tensorflow as tf
+
+        from ..models.batches import dense_row_gather
+
+        n_users = matrix.shape[0]
+        gather = dense_row_gather(matrix)
+
+        def dense_rows(users):
+            rows = gather(users)
+            # a 1-tuple: Keras would read a pair as (x, y)
+            return ((rows, tf.cast(users, tf.int32)),) if self.with_user_index else rows
+
+        # repeated, so that fit keeps one iterator (instantiating the pipeline every epoch costs more
+        # than an epoch of small data); each pass reshuffles
+        return (tf.data.Dataset.range(n_users)
+                .shuffle(n_users, seed=self.seed, reshuffle_each_iteration=True)
+                .batch(self.batch_size)
+                .map(dense_rows)
+                .repeat()
+                .prefetch(2))
+
+    def _fit(self, X, valid: ValidationData | None) -> None:
+        import random
+
+        # keras.utils.set_random_seed also seeds Python's and NumPy's global generators: give the caller theirs back
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            self._train(X, valid)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+    def _train(self, X, valid: ValidationData | None) -> None:
+        import keras
+
+        from ..models.callbacks import EpochTimer, early_stopping
+
+        keras.utils.set_random_seed(self.seed)
+        n_users, n_items = X.shape
+        self.network_ = self._build_network(n_users, n_items)
+        steps_per_epoch = self._steps_per_epoch(-(-n_users // self.batch_size))
+        # XLA and several steps per call were measured no faster here (A1: 2 updates per epoch)
+        self.network_.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), jit_compile=False)
+
+        timer = EpochTimer()
+        callbacks = [timer] + self._callbacks(steps_per_epoch)
+        if valid is not None:
+            score = lambda: self.validation_metrics(valid, ["ndcg@100"])["ndcg@100"]  # noqa: E731
+            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, verbose=int(bool(self.verbose)))
+        history = self.network_.fit(self._dataset(X.matrix), epochs=self.epochs, steps_per_epoch=steps_per_epoch,
+                                    callbacks=callbacks, verbose=self.verbose, shuffle=False)
+        logs = history.history
+        self.history_ = {name: [float(v) for v in values] for name, values in logs.items()}
+        self.history_["train_seconds"] = timer.seconds
+        if valid is not None:
+            self.best_epoch_ = int(np.argmax(self.history_["val_ndcg@100"]))
+        else:
+            self.best_epoch_ = len(self.history_["loss"]) - 1
+        self.history_["best_epoch"] = [self.best_epoch_]
+
+    # --- codes ---------------------------------------------------------------------------
+    def _user_vectors(self, rows: sp.csr_matrix, user_index) -> np.ndarray:
+        users = None
+        if self.with_user_index:
+            users = np.full(rows.shape[0], -1, np.int32) if user_index is None else np.asarray(user_index, np.int32)
+        fast = _numpy_user_code(self.network_, rows, users)
+        if fast is not None:
+            return fast
+        dense = np.asarray(rows.toarray(), dtype=np.float32)
+        if not self.with_user_index:
+            return _numpy(self.network_.user_code(dense))
+        return _numpy(self.network_.user_code(dense, users))
+
+    def _item_vectors(self):
+        layer = self.network_.output_layer
+        return _numpy(layer.kernel).T, _numpy(layer.bias)
+
+    # --- saving ----------------------------------------------------------------------------
+    def _save_to(self, directory) -> dict:
+        meta = super()._save_to(directory)
+        self.network_.save(Path(directory) / "model.keras", include_optimizer=False)
+        meta["best_epoch"] = self.best_epoch_
+        return meta
+
+    @classmethod
+    def _load_from(cls, directory, meta: dict):
+        import keras
+
+        cls.network_class()  # importing it registers it for deserialisation
+        model = super()._load_from(directory, meta)
+        model.network_ = keras.saving.load_model(Path(directory) / "model.keras", compile=False, safe_mode=True)
+        model.best_epoch_ = meta.get("best_epoch")
+        return model
+
+
+def _numpy_user_code(network, rows: sp.csr_matrix, users) -> np.ndarray | None:
+    """The user codes from the network's NumPy path, or None when it has none (or none now, while
+    training): a Keras call costs milliseconds of TensorFlow overhead per request, the NumPy
+    products on a sparse row microseconds. Networks opt in with ``numpy_user_code(x, users=None)``."""
+    method = getattr(network, "numpy_user_code", None)
+    return None if method is None else method(rows, users)
+
+
+def _numpy(tensor) -> np.ndarray:
+    # TensorFlow's own conversion: numpy 2 warns about np.array(EagerTensor), which keras.ops uses
+    if hasattr(tensor, "numpy"):
+        return np.asarray(tensor.numpy())
+    from keras import ops
+
+    return ops.convert_to_numpy(tensor)
