@@ -11,15 +11,14 @@ Examples
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, evaluate, exceptions, features, metrics
+from . import datasets, evaluate, exceptions, features, metrics, recommend
 from .base import clone
 from .bundle import load
 from .data import IdMap, Interactions
 from .evaluate import tune
 from .images import ImageSearch
 from .index import EmbeddingIndex
-from .recommend import (CDAE, EASE, AutoRec, ContentModel, KerasRecommender, MultDAE, MultVAE, Popularity,
-                        Recommender, RecVAE, TopK)
+from .recommend import *  # noqa: F401,F403 - every model exported by aerec.recommend is aerec.<Model>
 from .table import TableAutoencoder
 
 try:
@@ -28,7 +27,6 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "EASE", "MultVAE", "MultDAE", "CDAE", "RecVAE", "Popularity", "Recommender", "KerasRecommender", "TopK",
-    "ContentModel", "EmbeddingIndex", "ImageSearch", "AutoRec", "TableAutoencoder", "IdMap", "Interactions", "load",
+    *recommend.__all__, "EmbeddingIndex", "ImageSearch", "TableAutoencoder", "IdMap", "Interactions", "load",
     "clone", "datasets", "evaluate", "exceptions", "features", "metrics", "tune", "__version__",
 ]

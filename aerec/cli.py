@@ -281,11 +281,27 @@ def serve(
     if kind is None:
         _fail(f"{bundle} holds a {meta['class']}; aerec serve answers {', '.join(served_kinds())} bundles "
               f"(recommenders, ImageSearch, AutoRec)")
+    if api_key is not None and not api_key.strip():
+        _fail("--api-key is empty; give a real key, or leave the option out to serve without one")
+    if api_key is None and not _is_loopback(host):
+        typer.secho(f"warning: serving on {host} without --api-key: anyone who can reach this machine can query "
+                    f"the model", fg=typer.colors.YELLOW, err=True)
     os.environ["AEREC_BUNDLE"] = str(bundle.resolve())
     if api_key:
         os.environ["AEREC_API_KEY"] = api_key
     uvicorn.run("aerec.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 images_app = typer.Typer(help="Image similarity search: fit on a folder, search with images.", no_args_is_help=True)

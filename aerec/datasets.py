@@ -10,6 +10,7 @@ The MNIST test set (CC BY-SA 3.0) is in the repository's ``data/mnist/``.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .exceptions import ChecksumError, DataValidationError
+from .exceptions import ChecksumError, DataValidationError, DownloadError
 from .utils import sha256_of
 
 __all__ = ["movielens_100k", "MovieLens100K", "mnist", "MNIST", "data_home", "cache_dir"]
@@ -126,25 +127,50 @@ def _find_ml100k(download: bool, url: str | None) -> Path:
     return _download_ml100k(url or os.environ.get("AEREC_ML100K_URL") or ML100K_URL, cache_dir())
 
 
-def _download(url: str, target: Path) -> None:
+def _download(url: str, target: Path, dataset: str, folder: str) -> None:
+    """Download ``url`` to ``target`` with a progress bar; a failure says what failed and the two ways out."""
     from tqdm.auto import tqdm
 
-    with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url.rsplit('/', 1)[-1]}",
-                  disable=None) as bar:
-            for block in iter(lambda: response.read(1 << 16), b""):
-                out.write(block)
-                bar.update(len(block))
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {url.rsplit('/', 1)[-1]}",
+                      disable=None) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts and refused connections are OSErrors
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(
+            f"could not download {dataset} from {url} ({reason}). Either connect this machine to the internet, "
+            f"or set AEREC_DATA_HOME to a folder that holds {folder}/ (copied from a machine that has it)") from None
+
+
+@contextlib.contextmanager
+def _new_folder(path: Path):
+    """Create ``path`` (and parents) for a download; remove what was created if the download fails."""
+    created = []
+    for parent in reversed([path, *path.parents]):
+        if not parent.exists():
+            created.append(parent)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()  # only if empty: never anything else
+            except OSError:
+                break
+        raise
 
 
 def _download_ml100k(url: str, cache: Path) -> Path:
     """Download the zip, verify every known file in it, and move the folder into the cache in one rename."""
-    cache.mkdir(parents=True, exist_ok=True)
     final = cache / "ml-100k"
-    with tempfile.TemporaryDirectory(dir=cache, prefix=".ml-100k-download-") as tmp:
+    with _new_folder(cache), tempfile.TemporaryDirectory(dir=cache, prefix=".ml-100k-download-") as tmp:
         archive = Path(tmp) / "ml-100k.zip"
-        _download(url, archive)
+        _download(url, archive, "MovieLens-100K", "ml-100k")
         try:
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(tmp)
@@ -232,17 +258,17 @@ def _find_mnist(download: bool, url: str | None) -> Path:
 
 def _download_mnist(base_url: str, target: Path) -> Path:
     """Download both files, verifying each before it takes its final name."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name, digest in MNIST_SHA256.items():
-        with tempfile.NamedTemporaryFile(dir=target, delete=False, prefix=".", suffix=".part") as tmp:
-            partial = Path(tmp.name)
-        try:
-            url = base_url.rstrip("/") + "/" + name
-            _download(url, partial)
-            _verify(partial, digest, label=f"{url} (nothing was cached)")
-            partial.replace(target / name)
-        finally:
-            partial.unlink(missing_ok=True)
+    with _new_folder(target):
+        for name, digest in MNIST_SHA256.items():
+            with tempfile.NamedTemporaryFile(dir=target, delete=False, prefix=".", suffix=".part") as tmp:
+                partial = Path(tmp.name)
+            try:
+                url = base_url.rstrip("/") + "/" + name
+                _download(url, partial, "the MNIST test set", "mnist")
+                _verify(partial, digest, label=f"{url} (nothing was cached)")
+                partial.replace(target / name)
+            finally:
+                partial.unlink(missing_ok=True)
     return target
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "UnknownIdError",
     "ChecksumError",
     "BundleError",
+    "DownloadError",
     "CatalogueTooLargeError",
     "AerecWarning",
     "DuplicatesMergedWarning",
@@ -80,6 +81,10 @@ class ChecksumError(AerecError, ValueError):
 
 class BundleError(AerecError, ValueError):
     """A saved bundle is missing, truncated, tampered with or of an unknown version."""
+
+
+class DownloadError(AerecError, OSError):
+    """A data set could not be downloaded; the message names it, the address, and the way to work offline."""
 
 
 class CatalogueTooLargeError(AerecError, MemoryError):

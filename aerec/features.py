@@ -26,6 +26,7 @@ import pandas as pd
 
 from .data.interactions import check_columns
 from .exceptions import DataValidationError, MissingColumnError
+from .utils import shown
 
 __all__ = ["ROLES", "FeatureColumns", "infer_feature_columns", "feature_arrays", "check_feature_ids"]
 
@@ -209,10 +210,8 @@ def check_feature_ids(df: pd.DataFrame, item: str, what: str = "item_features") 
                                   f"first at rows {rows}")
     dup = ids[ids.duplicated()]
     if len(dup):
-        shown = pd.unique(dup).tolist()
-        raise DataValidationError(f"{what}: item id(s) given more than once: {shown[:10]}"
-                                  + (f" and {len(shown) - 10} more" if len(shown) > 10 else "")
-                                  + "; give one feature row per item")
+        raise DataValidationError(f"{what}: item id(s) given more than once: [{shown(pd.unique(dup))}]; "
+                                  f"give one feature row per item")
     return ids.to_numpy()
 
 

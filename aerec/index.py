@@ -35,7 +35,7 @@ from .data import IdMap
 from .exceptions import (AerecWarning, BundleError, CatalogueTooLargeError, DataValidationError,
                          InvalidParameterError, NotFittedError, UnknownIdError)
 from .params import Interval, Options
-from .utils import as_list, available_memory
+from .utils import as_list, available_memory, shown
 
 __all__ = ["EmbeddingIndex"]
 
@@ -326,6 +326,10 @@ class EmbeddingIndex(BaseEstimator):
             if not hasattr(exclude, "tocoo") or exclude.shape != (n, self.ntotal):
                 raise DataValidationError(f"exclude must be a sparse matrix of shape ({n}, {self.ntotal}), one row "
                                           f"per query and one column per position; got {getattr(exclude, 'shape', type(exclude).__name__)}")
+            if n == 1 and exclude.format == "csr":  # a request's one query: skip the general loop when it can
+                found = self._search_one(Q, k, np.asarray(exclude.indices, dtype=np.int64))
+                if found is not None:
+                    return found
             coo = exclude.tocoo()
             excluded = (coo.row.astype(np.int64), coo.col.astype(np.int64))
         rows, found, scores = self._search_positions(Q, k, excluded)
@@ -634,6 +638,26 @@ class EmbeddingIndex(BaseEstimator):
             scores = -scores  # FAISS returns squared distances; larger score = better
         return rows, found_pos[keep], scores
 
+    def _search_one(self, Q: np.ndarray, k: int, excluded: np.ndarray):
+        """One query's top ``k`` leaving ``excluded`` positions out, with one FAISS search of ``k + len(excluded)``;
+        None when that search did not give ``k`` results (an approximate index's short list): the caller then
+        takes the general path, which widens the search."""
+        fetch = min(k + len(excluded), self.ntotal)
+        D, I = self._faiss_search(Q, fetch, False)
+        keep = I[0] >= 0
+        if len(excluded):  # a CSR row's positions: unique
+            out = np.zeros(self.ntotal, dtype=bool)
+            out[excluded] = True
+            keep &= ~out[np.maximum(I[0], 0)]
+        if keep.sum() < min(k, self.ntotal - len(excluded)):
+            return None
+        positions = np.full((1, k), -1, dtype=np.int64)
+        scores = np.full((1, k), -np.inf, dtype=np.float32)
+        got = I[0][keep][:k]
+        positions[0, :len(got)] = got
+        scores[0, :len(got)] = -D[0][keep][:k] if self.metric == "l2" else D[0][keep][:k]
+        return positions, scores
+
     def _faiss_search(self, Q: np.ndarray, k: int, exhaustive: bool):
         if not exhaustive:
             return self.index_.search(Q, k)
@@ -684,9 +708,8 @@ def _as_matrix(values, what: str, allow_1d: bool) -> np.ndarray:
 
 def _row_names(original, rows: np.ndarray) -> str:
     """The first offending rows, by DataFrame label when there is one."""
-    shown = original.index[rows[:10]].tolist() if isinstance(original, pd.DataFrame) else rows[:10].tolist()
-    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
-    return f"{shown}{more}"
+    labels = original.index[rows[:10]].tolist() if isinstance(original, pd.DataFrame) else rows[:10].tolist()
+    return f"[{shown(labels, total=len(rows))}]"
 
 
 def _default_ids(vectors, ids, start: int, n: int):

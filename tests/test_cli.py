@@ -138,3 +138,54 @@ def test_impute_and_serve_errors_are_one_line(tmp_path, small_positives):
     result = runner.invoke(app, ["impute", str(tmp_path / "table"), str(bad)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_serve_refuses_an_empty_key(tmp_path, small_positives):
+    aerec.Popularity().fit(small_positives).save(tmp_path / "pop")
+    result = runner.invoke(app, ["serve", str(tmp_path / "pop"), "--api-key", ""])
+    assert result.exit_code == 1 and "--api-key is empty" in result.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_warns_when_open_to_the_network_without_a_key(tmp_path, small_positives):
+    import subprocess
+    import sys
+    import time
+
+    aerec.Popularity().fit(small_positives).save(tmp_path / "pop")
+    proc = subprocess.Popen([sys.executable, "-m", "aerec.cli", "serve", str(tmp_path / "pop"), "--host", "0.0.0.0",
+                             "--port", str(_free_port())], stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        time.sleep(0)
+    assert "serving on 0.0.0.0 without --api-key" in first
+
+
+def test_commands_are_quiet_unless_asked(tmp_path, small_positives):
+    import subprocess
+    import sys
+
+    aerec.MultDAE(code_dim=8, epochs=1, seed=0).fit(small_positives).save(tmp_path / "dae")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "aerec.cli", "recommend", str(tmp_path / "dae"), "--users", "1",
+                             "--k", "2"], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no TensorFlow banner, no cuInit error
+    assert result.stdout.splitlines()[0] == "user,item,score,rank"
+
+
+def test_key_errors_keep_their_quotes_and_name_the_id(tmp_path, small_positives):
+    aerec.EASE(l2=30.0).fit(small_positives).save(tmp_path / "ease")
+    result = runner.invoke(app, ["similar-items", str(tmp_path / "ease"), "--items", "'quoted'"])
+    assert result.exit_code == 1
+    assert "1 unknown item id(s): \"'quoted'\"" in result.output

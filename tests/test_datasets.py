@@ -79,7 +79,7 @@ def test_corrupted_download_leaves_nothing(shared_ml100k, server, isolated):
     make_zip(shared_ml100k, root / "ml-100k.zip", corrupt="u.item")
     with pytest.raises(ChecksumError, match=r"wrong SHA-256: \['u.item'\]; nothing was cached"):
         datasets.movielens_100k(url=f"{url}/ml-100k.zip")
-    assert list(isolated.iterdir()) == []
+    assert not isolated.exists()  # nothing cached, not even an empty folder
 
 
 def test_download_that_is_not_a_zip(server, isolated):
@@ -87,7 +87,7 @@ def test_download_that_is_not_a_zip(server, isolated):
     (root / "ml-100k.zip").write_text("<html>not found</html>")
     with pytest.raises(ChecksumError, match="not a valid zip archive"):
         datasets.movielens_100k(url=f"{url}/ml-100k.zip")
-    assert list(isolated.iterdir()) == []
+    assert not isolated.exists()  # nothing cached, not even an empty folder
 
 
 def test_no_files_and_no_download(isolated):
@@ -126,3 +126,17 @@ def test_mnist_download_from_a_local_mirror(server, tmp_path):
     with pytest.raises(ChecksumError, match=r"/t10k-labels-idx1-ubyte.gz \(nothing was cached\): SHA-256"):
         datasets._download_mnist(url, tmp_path / "other")
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["t10k-images-idx3-ubyte.gz"]
+
+
+def test_unreachable_download_says_what_and_how_to_work_offline(isolated):
+    from aerec.exceptions import DownloadError
+
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nobody listens on: refused at once, no internet needed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ml-100k.zip"
+    with pytest.raises(DownloadError, match=rf"could not download MovieLens-100K from {url} .*AEREC_DATA_HOME.*ml-100k/"):
+        datasets.movielens_100k(url=url)
+    assert not isolated.exists()  # no empty cache folder left behind

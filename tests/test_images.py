@@ -175,3 +175,52 @@ def test_cli_images_fit_and_search(tmp_path, digits):
     assert lines[0] == "query,id,score,rank" and lines[1].split(",")[1] == "a/img001.png"  # finds itself first
     result = runner.invoke(app, ["images", "search", str(tmp_path / "b"), str(tmp_path / "nope.png")])
     assert result.exit_code == 1 and "nope.png" in result.output
+
+
+def _bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
+    """A tiny PNG file whose header declares a huge image (Pillow refuses it as a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_in_a_folder_is_skipped_or_named(tmp_path, digits):
+    images, _ = digits
+    (tmp_path / "sub").mkdir()
+    for n in range(3):
+        Image.fromarray(images[n]).save(tmp_path / f"d{n}.png")
+    (tmp_path / "sub" / "bomb.png").write_bytes(_bomb_png())
+    with pytest.warns(DroppedRowsWarning, match=r"skipped 1 of 4 .*sub/bomb\.png \(DecompressionBombError"):
+        source = image_source(tmp_path)
+    assert len(source) == 3
+    with pytest.raises(DataValidationError, match=r"sub/bomb\.png: cannot read it as an image \(DecompressionBombError"):
+        image_source(tmp_path, on_error="raise")
+
+
+def test_queries_mean_what_a_person_means(tmp_path, fitted, digits):
+    images, _ = digits
+    path = tmp_path / "q.png"
+    Image.fromarray(images[0]).save(path)
+    Image.fromarray(images[1]).save(tmp_path / "r.png")
+    expected = fitted.search(images[:1], k=3)["id"].tolist()
+    assert fitted.search(path, k=3)["id"].tolist() == expected  # a file is one image
+    assert fitted.search(str(path), k=3)["query"].tolist() == [str(path)] * 3
+    assert fitted.search(path.read_bytes(), k=3)["id"].tolist() == expected  # the file's bytes
+    with Image.open(path) as img:
+        assert fitted.search(img, k=3)["id"].tolist() == expected  # a PIL image, left open for the caller
+        img.load()
+    assert fitted.search(images[0], k=3)["id"].tolist() == expected  # one (H, W) array
+    assert fitted.search(images[0][..., None], k=3)["id"].tolist() == expected  # one (H, W, 1) array
+    assert fitted.search(images[:2], k=1)["query"].tolist() == [0, 1]  # (N, H, W): N images
+    both = fitted.search([path, tmp_path / "r.png"], k=1)
+    assert both["query"].tolist() == [str(path), str(tmp_path / "r.png")]
+    with pytest.raises(FileNotFoundError, match="q2.png: no such image file or folder"):
+        fitted.search(tmp_path / "q2.png", k=1)
+    (tmp_path / "bomb.png").write_bytes(_bomb_png())
+    with pytest.raises(DataValidationError, match=r"bomb\.png: not a decodable image \(DecompressionBombError"):
+        fitted.search(tmp_path / "bomb.png", k=1)

@@ -136,6 +136,52 @@ def test_api_key(bundle, model):
     assert secured.post("/recommend", json={"user": user}, headers={"X-API-Key": "s3cret"}).status_code == 200
 
 
+def test_json_bodies_over_the_limit_are_413_before_they_are_parsed(bundle, model):
+    small = TestClient(create_app(bundle, max_body_bytes=1000))
+    user = int(model.users_.ids[0])
+    r = small.post("/recommend", content=b'{"user": 1, "k": 3, "pad": "' + b"x" * 5000 + b'"}',
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "the body is 5030 bytes; the limit is 1000 bytes" in r.json()["detail"]
+    chunks = iter([b'{"items": [', b"1, " * 600, b"2]}"])  # streamed, no Content-Length
+    r = small.post("/recommend/history", content=chunks, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and "more than 1000 bytes" in r.json()["detail"]
+    assert small.post("/recommend", json={"user": user, "k": 3}).status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read(bundle, model):
+    secured = TestClient(create_app(bundle, api_key="s3cret", max_body_bytes=1000))
+    huge = b'{"user": 1, "pad": "' + b"x" * 50_000 + b'"}'
+    r = secured.post("/recommend", content=huge, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401  # not 413, not 422: nothing was read
+    r = secured.post("/recommend", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 401
+    assert secured.get("/metadata").status_code == 401 and secured.get("/health").status_code == 200
+    assert secured.get("/docs").status_code == 200  # the page is open; its requests carry the key
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_an_empty_key_is_refused(bundle, key):
+    with pytest.raises(aerec.exceptions.InvalidParameterError, match="api_key is empty"):
+        create_app(bundle, api_key=key)
+
+
+def test_malformed_json_is_explained(client):
+    r = client.post("/recommend", content=b'{"user": 1, "k": }', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == "the body is not valid JSON: expecting value at character 17"
+
+
+def test_docs_page_works_without_internet(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    sources = [part.split('"')[1] for part in page.text.split("src=")[1:]] + \
+              [part.split('"')[1] for part in page.text.split("href=")[1:]]
+    assert sources and all(src.startswith("/") for src in sources), sources  # nothing from a CDN
+    for src in sources:
+        assert client.get(src).status_code == 200, src
+    assert client.get("/openapi.json").status_code == 200
+
+
 RECOMMENDER_PATHS = {"/health", "/metadata", "/recommend", "/recommend/history", "/similar-items"}
 IMAGE_PATHS = {"/health", "/metadata", "/images/search", "/images/similar"}
 RATING_PATHS = {"/health", "/metadata", "/predict"}

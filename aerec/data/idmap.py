@@ -91,7 +91,10 @@ class IdMap:
         if on_unknown not in _ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {_ON_UNKNOWN}, got {on_unknown!r}")
         values = as_list(ids)
-        idx = self._index.get_indexer(pd.Index(values, dtype=object))
+        if len(values) <= 16:  # a hash lookup each: a request's ids, without building an Index
+            idx = np.fromiter((self._position(v) for v in values), dtype=np.int64, count=len(values))
+        else:
+            idx = self._index.get_indexer(pd.Index(values, dtype=object))
         missing = idx < 0
         if missing.any():
             if on_unknown == "error":
@@ -100,6 +103,13 @@ class IdMap:
             if on_unknown == "skip":
                 idx = idx[~missing]
         return idx.astype(np.int64)
+
+    def _position(self, value) -> int:
+        try:
+            found = self._index.get_loc(value)
+        except (KeyError, TypeError, pd.errors.InvalidIndexError):
+            return -1
+        return int(found) if isinstance(found, (int, np.integer)) else -1
 
     def ids_of(self, indices) -> np.ndarray:
         """The ids at ``indices``."""

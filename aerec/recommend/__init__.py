@@ -15,5 +15,5 @@ from .multvae import MultDAE, MultVAE
 from .popularity import Popularity
 from .recvae import RecVAE
 
-__all__ = ["Recommender", "KerasRecommender", "TopK", "ValidationData", "top_k", "EASE", "MultVAE", "MultDAE", "CDAE",
+__all__ = ["Recommender", "KerasRecommender", "TopK", "EASE", "MultVAE", "MultDAE", "CDAE",
            "RecVAE", "Popularity", "ContentModel", "AutoRec"]

@@ -330,8 +330,10 @@ class Recommender(ItemCatalogue, BaseEstimator):
         queries = np.zeros((len(full), 0), dtype=np.float32)
         with_code = known[full]
         if with_code.any():
-            h = np.asarray(self._user_vectors(model_rows[full[with_code]],
-                                              user_index[full[with_code]] if user_index is not None else None),
+            chosen = full[with_code]
+            every = len(chosen) == rows.shape[0]  # the usual case: no fancy indexing (it dominates one request)
+            h = np.asarray(self._user_vectors(model_rows if every else model_rows[chosen],
+                                              user_index if every or user_index is None else user_index[chosen]),
                            dtype=np.float32)
             queries = np.zeros((len(full), h.shape[1] + 1), dtype=np.float32)
             queries[with_code] = np.hstack([h, np.ones((len(h), 1), dtype=np.float32)])
@@ -340,7 +342,10 @@ class Recommender(ItemCatalogue, BaseEstimator):
             if queries.shape[1] == 0:
                 queries = np.zeros((len(full), q.shape[1]), dtype=np.float32)
             queries[~with_code] = q
-        exclude = rows[full] if exclude_seen else None  # index positions are item indices
+        if exclude_seen:  # index positions are item indices
+            exclude = rows if len(full) == rows.shape[0] else rows[full]
+        else:
+            exclude = None
         pos, score = self.index_.search_positions(queries, k, exclude=exclude)
         found = pos >= 0
         idx[full] = np.where(found, pos, 0)
@@ -386,7 +391,9 @@ class Recommender(ItemCatalogue, BaseEstimator):
         _check_via(via)
         k = self._check_k(k, len(self.items_))
         index = self.users_.index_of(as_list(users))
-        return self._top_k(self.interactions_.matrix[index], index, k, exclude_seen, via)
+        X = self.interactions_.matrix
+        rows = X[index[0]:index[0] + 1] if len(index) == 1 else X[index]  # a slice is cheaper than fancy indexing
+        return self._top_k(rows, index, k, exclude_seen, via)
 
     def top_k_for_histories(self, histories, k: int = 10, exclude_seen: bool = True, via: str = "model") -> TopK:
         """Top-``k`` items for new users from their histories (fold-in), as arrays.
