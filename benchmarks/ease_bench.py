@@ -7,7 +7,8 @@ fitted once through the public estimator: the Gram matrix, the dense item x item
 flat FAISS index over the item codes that every ``fit`` builds.
 
 The defaults are a MovieLens-20M-sized problem (138,000 users, 20,000 items, 10M interactions):
-about 8 GiB of memory and several minutes on 2 cores. Smaller runs, e.g.::
+roughly 13 GiB of memory at the peak and 5-10 minutes on 2 cores (extrapolated from the 8,000-item
+run: the fit peaks at about 7.4 float32 item x item matrices). Smaller runs, e.g.::
 
     python benchmarks/ease_bench.py --users 20000 --items 8000 --interactions 1000000 [--out benchmarks/results/ease_bench.md]
 
@@ -140,8 +141,8 @@ def main(argv=None) -> str:
         f"Command: `{command}`",
         "",
         f"Machine: {machine()}",
-        f"Thread settings in the environment: {threads or 'none'}; peak RSS before the fit (data, TensorFlow): "
-        f"{peak_before / GIB:.2f} GiB",
+        (f"Thread settings in the environment: {threads or 'none'}; peak RSS before the fit (data, TensorFlow): "
+         f"{peak_before / GIB:.2f} GiB"),
         "",
         markdown(table),
         "",

@@ -65,6 +65,17 @@ def test_unseen_ids_get_the_documented_fallback_and_a_warning(item_model, fold):
     pairs = pd.DataFrame({"user": [known_user, -1, -1, known_user], "item": [-7, known_item, -7, known_item]})
     with pytest.warns(UnknownIdsWarning, match=r"3 of 4 pair\(s\).*2 with an unknown user, 2 with an unknown item"):
         out = item_model.predict(pairs)["rating"].to_numpy()
+    # with the baseline (the default): the known id's regularised baseline, or the global mean
+    u, i = item_model.users_.index_of([known_user])[0], item_model.items_.index_of([known_item])[0]
+    assert out[0] == pytest.approx(item_model.global_mean_ + item_model.user_bias_[u])
+    assert out[1] == pytest.approx(item_model.global_mean_ + item_model.item_bias_[i])
+    assert out[2] == pytest.approx(item_model.global_mean_)
+    raw_user_mean = base.loc[base["user"] == known_user, "rating"].mean()
+    assert abs(out[0] - item_model.global_mean_) < abs(raw_user_mean - item_model.global_mean_) + 1e-9  # shrunk
+    # without it, as in the paper: the plain means of the training ratings
+    plain = AutoRec(kind="item", baseline=False, seed=0, **{**FAST, "epochs": 3}).fit(base)
+    with pytest.warns(UnknownIdsWarning):
+        out = plain.predict(pairs)["rating"].to_numpy()
     assert out[0] == pytest.approx(base.loc[base["user"] == known_user, "rating"].mean())
     assert out[1] == pytest.approx(base.loc[base["item"] == known_item, "rating"].mean())
     assert out[2] == pytest.approx(base["rating"].mean())
@@ -209,3 +220,24 @@ def test_refit_trains_again_on_every_rating_for_the_best_number_of_epochs(fold):
     history = model.history_["item"]
     assert history["refit_epochs"] == history["best_epochs"]
     assert 1 <= history["best_epochs"][0] <= history["stage_epochs"][0]
+
+
+def test_on_sparse_ratings_it_is_no_worse_than_the_bias_baseline(ml100k):
+    """u1.base thinned to a tenth of each user's ratings: AutoRec keeps to the baseline where its networks do not
+    beat it on validation, so it does not lose to the biases alone on u1.test."""
+    from aerec.recommend.autorec import user_item_biases
+
+    base, test = ml100k.fold(1)
+    r = np.random.default_rng(1).random(len(base))
+    rank = pd.Series(r, index=base.index).groupby(base["user"]).rank(method="first")
+    sparse = base[rank <= np.maximum(1, np.round(0.1 * base.groupby("user")["user"].transform("size")))]
+    model = AutoRec(seed=0, rating_range=(1, 5), **{**FAST, "patience": 10}).fit(sparse)
+    ours = aerec.metrics.rmse(test["rating"], model.predict(test[["user", "item"]])["rating"])
+    X = aerec.Interactions.from_frame(sparse, rating="rating")
+    mu, bu, bi = user_item_biases(X.matrix, model.bias_l2_)
+    u, i = X.users.index_of(test["user"], on_unknown="mark"), X.items.index_of(test["item"], on_unknown="mark")
+    biases = np.clip(mu + np.where(u >= 0, bu[np.maximum(u, 0)], 0) + np.where(i >= 0, bi[np.maximum(i, 0)], 0), 1, 5)
+    assert ours <= aerec.metrics.rmse(test["rating"], biases) + 1e-3
+    assert model.validation_rmse_["final"] <= model.validation_rmse_["baseline"]
+    plain = AutoRec(seed=0, rating_range=(1, 5), baseline=False, **{**FAST, "patience": 10}).fit(sparse)
+    assert ours < aerec.metrics.rmse(test["rating"], plain.predict(test[["user", "item"]])["rating"]) - 0.02

@@ -117,8 +117,8 @@ def test_ease_fits_a_catalogue_where_the_openblas_cholesky_crashed():
     import sys
 
     n_items = 15_501
-    result = subprocess.run([sys.executable, "-c", _EASE_LARGE_FIT, str(n_items)], capture_output=True, text=True,
-                            timeout=3600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run([sys.executable, "-c", _EASE_LARGE_FIT, str(n_items)], check=False, capture_output=True,
+                            text=True, timeout=3600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode < 0:
         pytest.fail(f"EASE fit at {n_items} items died with {signal.Signals(-result.returncode).name}:\n"
                     f"{result.stderr[-3000:]}")

@@ -2,9 +2,10 @@
 
 The dense item x item solve runs in TensorFlow (Eigen and oneDNN kernels), not in NumPy/SciPy's
 LAPACK. The OpenBLAS builds shipped in the NumPy and SciPy wheels crash (SIGSEGV in the
-multi-threaded Cholesky, ``dpotrf`` -> ``dsyrk`` -> ``dgemm_oncopy``) on AVX-512 ("SkylakeX")
-processors once the catalogue passes about 15,500 items (issue #23); TensorFlow's solvers do not
-go through OpenBLAS at all, whatever the processor. TensorFlow is imported when a solve runs, so
+multi-threaded Cholesky, ``dpotrf`` -> ``dsyrk`` -> ``dgemm_oncopy``) with their AVX-512
+("SkylakeX") kernels above a size threshold: from 15,501 items up for ``scipy.linalg.cho_factor``
+on our test machine (issue #23; ``benchmarks/results/ease_crash.md``). TensorFlow's solvers do
+not go through OpenBLAS at all, whatever the processor. TensorFlow is imported when a solve runs, so
 ``import aerec`` stays light.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def ease_memory_bytes(n_items: int) -> int:
 
 def _gram(X: sp.csr_matrix, l2: float, dtype) -> np.ndarray:
     """``XᵀX + λI`` as a dense C-ordered array of ``dtype`` (never a dense float64 copy for float32)."""
-    gram = (X.T @ X).astype(dtype).toarray()
+    gram = (X.T @ X).astype(dtype, copy=False).toarray()
     gram[np.diag_indices_from(gram)] += l2
     return gram
 

@@ -6,7 +6,7 @@ the items added from features, :mod:`~aerec.recommend.content` the content model
 :class:`AutoRec` predicts ratings rather than ranking items, but reads the same interaction data.
 """
 from .autorec import AutoRec
-from .base import Recommender, TopK, ValidationData, top_k
+from .base import Recommender, TopK, ValidationData, top_k  # noqa: F401 - ValidationData, top_k: for tests and models
 from .cdae import CDAE
 from .content import ContentModel
 from .ease import EASE

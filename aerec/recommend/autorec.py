@@ -43,11 +43,21 @@ class AutoRec(BaseEstimator):
     weights to use) and ``global_kernel_size`` (a convolution over the whole rating matrix,
     fine-tuned after a first fit; trains on the whole matrix per step).
 
+    **Safe on sparse data** (``baseline=True``, the default). The networks learn the residual of
+    each rating over a baseline ``mu + b_u + b_i`` (the global mean and regularised user and item
+    biases, fitted by alternating least squares as Surprise's ``BaselineOnly``), so an item or a
+    user with few ratings falls back smoothly to the baseline rather than to a reconstruction fitted
+    to a handful of entries. The bias penalty is chosen on the validation ratings among
+    ``(1, 2, 5, 10, 25)`` unless ``bias_l2`` is given, and the weight of the networks' residual
+    (``residual_weight_``, 0 to 1) is chosen on the same validation ratings: where the networks do
+    not beat the baseline there, the prediction is the baseline's. ``baseline=False`` is the
+    AutoRec of the paper, reconstructing the raw ratings.
+
     Predictions are clipped to the rating range (``rating_range``, or the range seen in
     training). Pairs with an id unseen in training get a fallback, and a
     :class:`~aerec.exceptions.UnknownIdsWarning` counts them: an unseen user on a known item gets
-    the item's mean training rating, a known user on an unseen item the user's mean, and a pair
-    with both unseen the global mean.
+    the item's baseline ``mu + b_i`` (its mean training rating with ``baseline=False``), a known
+    user on an unseen item the user's ``mu + b_u`` (mean), and a pair with both unseen ``mu``.
 
     As in the paper, a network reads 0 as "unknown" in its input rows; a rating scale that
     includes 0 should be shifted (e.g. 0-4 to 1-5) before fitting.
@@ -85,6 +95,11 @@ class AutoRec(BaseEstimator):
         rating, for the number of epochs that was best on validation.
     rating_range : (float, float), optional
         The valid ratings; ``fit`` refuses ratings outside it. Default: the range in the data.
+    baseline : bool, default True
+        Learn the residual over the user/item bias baseline (see above).
+    bias_l2 : float, optional
+        Penalty of the user and item biases (Surprise's ``reg``); by default chosen on the validation
+        ratings (5.0 without them).
     seed : int, default 0
     verbose : int, default 0
         Keras' progress output.
@@ -100,6 +115,12 @@ class AutoRec(BaseEstimator):
         Validation RMSE of each trained network (and of the ensemble for ``kind="both"``).
     ensemble_weight_ : float
         Weight of the item-based network (1.0 for ``kind="item"``, 0.0 for ``"user"``).
+    user_bias_, item_bias_ : ndarray
+        The baseline's biases (zeros with ``baseline=False``); ``global_mean_`` is its ``mu``.
+    bias_l2_ : float or None
+        The bias penalty used.
+    residual_weight_ : float
+        Weight of the networks' output over the baseline (1.0 with ``baseline=False``).
     history_ : dict
         Per network: the epoch logs of training.
 
@@ -130,6 +151,8 @@ class AutoRec(BaseEstimator):
         "validation_fraction": [Interval("real", 0, 1, closed="left")],
         "refit": [Boolean()],
         "rating_range": [Pair(), None],
+        "baseline": [Boolean()],
+        "bias_l2": [Interval("real", 0, None), None],
         "seed": [Interval("int", 0, None), None],
         "verbose": [Options(0, 1, 2, False, True)],
     }
@@ -137,8 +160,8 @@ class AutoRec(BaseEstimator):
     def __init__(self, kind: str = "item", hidden_dim=500, l2: float = 1e-3, dropout: float = 0.0, kernel_dim: int = 0,
                  sparsity: float = 0.0, global_kernel_size: int = 0, learning_rate: float = 1e-2,
                  batch_size: int | None = None, epochs: int = 2000, patience: int = 50,
-                 validation_fraction: float = 0.05, refit: bool = False, rating_range=None, seed: int = 0,
-                 verbose: int = 0):
+                 validation_fraction: float = 0.05, refit: bool = False, rating_range=None, baseline: bool = True,
+                 bias_l2: float | None = None, seed: int = 0, verbose: int = 0):
         self.kind = kind
         self.hidden_dim = hidden_dim
         self.l2 = l2
@@ -153,6 +176,8 @@ class AutoRec(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.refit = refit
         self.rating_range = rating_range
+        self.baseline = baseline
+        self.bias_l2 = bias_l2
         self.seed = seed
         self.verbose = verbose
 
@@ -202,37 +227,94 @@ class AutoRec(BaseEstimator):
         self.ratings_ = X
         lo, hi = self._declared_range() if self.rating_range is not None else (float(R.data.min()), float(R.data.max()))
         self.rating_range_ = (lo, hi)
-        self.global_mean_ = float(R.data.mean())
-        self.user_means_ = _row_means(R, self.global_mean_)
-        self.item_means_ = _row_means(R.T.tocsr(), self.global_mean_)
-
         train, valid = self._split(R)
+        self._fit_baseline(R, train, valid)
+        targets, valid_targets = self._residuals(train), None if valid is None else self._residuals(valid)
         kinds = ("item", "user") if self.kind == "both" else (self.kind,)
         set_seed(self.seed)
         self.networks_, self.history_, self.validation_rmse_ = {}, {}, {}
         for j, kind in enumerate(kinds):
-            self.networks_[kind], self.history_[kind] = self._train_network(kind, train, valid, j)
+            self.networks_[kind], self.history_[kind] = self._train_network(kind, train, targets, valid_targets, j)
         self.ensemble_weight_ = {"item": 1.0, "user": 0.0, "both": 0.5}[self.kind]
+        self.residual_weight_ = 1.0
         if valid is not None:
             held = valid.tocoo()
+            base = self._baseline_pairs(held.row, held.col)
             per_kind = {k: self._network_pairs(k, train, held.row, held.col) for k in kinds}
             truth = held.data
             for k in kinds:
-                self.validation_rmse_[k] = rmse(truth, np.clip(per_kind[k], lo, hi))
+                self.validation_rmse_[k] = rmse(truth, np.clip(base + per_kind[k], lo, hi))
             if self.kind == "both":
                 weights = np.linspace(0.0, 1.0, 21)
-                scores = [rmse(truth, np.clip(w * per_kind["item"] + (1 - w) * per_kind["user"], lo, hi))
+                scores = [rmse(truth, np.clip(base + w * per_kind["item"] + (1 - w) * per_kind["user"], lo, hi))
                           for w in weights]
                 self.ensemble_weight_ = float(weights[int(np.argmin(scores))])
                 self.validation_rmse_["both"] = float(min(scores))
+            if self.baseline:
+                w = self.ensemble_weight_
+                residual = w * per_kind.get("item", 0.0) + (1 - w) * per_kind.get("user", 0.0)
+                self.residual_weight_, self.validation_rmse_["baseline"], self.validation_rmse_["final"] = \
+                    _residual_weight(truth, base, residual, lo, hi)
+            self._refit_biases(R)
         if self.refit and valid is not None:  # the same schedule again, on every training rating
+            all_targets = self._residuals(R)
             for j, kind in enumerate(kinds):
                 epochs = self.history_[kind]["best_epochs"]
-                self.networks_[kind], refit_history = self._train_network(kind, R, None, j, epochs=epochs)
+                self.networks_[kind], refit_history = self._train_network(kind, R, all_targets, None, j, epochs=epochs)
                 self.history_[kind]["refit_epochs"] = refit_history["stage_epochs"]
         self.fit_seconds_ = time.perf_counter() - start
         self.fitted_ = True
         return self
+
+    # --- the baseline ---------------------------------------------------------------------
+    def _fit_baseline(self, R: sp.csr_matrix, train: sp.csr_matrix, valid: sp.csr_matrix | None) -> None:
+        """``global_mean_``, ``user_bias_``, ``item_bias_`` (fitted on ``train``) and the fallback means."""
+        n_users, n_items = R.shape
+        self.bias_l2_ = None
+        if not self.baseline:
+            self.global_mean_ = float(R.data.mean())
+            self.user_bias_, self.item_bias_ = np.zeros(n_users), np.zeros(n_items)
+            self.user_means_ = _row_means(R, self.global_mean_)
+            self.item_means_ = _row_means(R.T.tocsr(), self.global_mean_)
+            return
+        if self.bias_l2 is not None:
+            penalty = float(self.bias_l2)
+        elif valid is None:
+            penalty = 5.0
+        else:
+            held = valid.tocoo()
+            lo, hi = self.rating_range_
+            errors = {}
+            for candidate in (1.0, 2.0, 5.0, 10.0, 25.0):
+                mu, bu, bi = user_item_biases(train, candidate)
+                errors[candidate] = rmse(held.data, np.clip(mu + bu[held.row] + bi[held.col], lo, hi))
+            penalty = min(errors, key=errors.get)
+        self.bias_l2_ = penalty
+        self.global_mean_, self.user_bias_, self.item_bias_ = user_item_biases(train, penalty)
+        self.user_means_ = self.global_mean_ + self.user_bias_  # the fallbacks of unknown items / users
+        self.item_means_ = self.global_mean_ + self.item_bias_
+
+    def _refit_biases(self, R: sp.csr_matrix) -> None:
+        """After the choices made on validation: the biases again, on every training rating."""
+        if self.baseline:
+            self.global_mean_, self.user_bias_, self.item_bias_ = user_item_biases(R, self.bias_l2_)
+            self.user_means_ = self.global_mean_ + self.user_bias_
+            self.item_means_ = self.global_mean_ + self.item_bias_
+
+    def _baseline_pairs(self, u_idx: np.ndarray, i_idx: np.ndarray) -> np.ndarray:
+        if not self.baseline:
+            return np.zeros(len(u_idx))
+        return self.global_mean_ + self.user_bias_[u_idx] + self.item_bias_[i_idx]
+
+    def _residuals(self, R: sp.csr_matrix) -> sp.csr_matrix:
+        """``R`` minus the baseline on its entries (``R`` itself with ``baseline=False``): what the networks learn
+        to output. Their input stays the ratings themselves, so that they see who rated what."""
+        if not self.baseline:
+            return R
+        coo = R.tocoo()
+        values = coo.data - self._baseline_pairs(coo.row, coo.col)
+        # an entry exactly on the baseline must stay an entry: the networks read a stored 0 as "observed, no deviation"
+        return sp.csr_matrix((values.astype(np.float32), (coo.row, coo.col)), shape=R.shape)
 
     def _split(self, R: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
         if not self.validation_fraction:
@@ -257,17 +339,22 @@ class AutoRec(BaseEstimator):
                               seed=None if self.seed is None else int(self.seed) + 100 * offset,
                               name=f"autorec_{kind}")
 
-    def _train_network(self, kind: str, train: sp.csr_matrix, valid: sp.csr_matrix | None, offset: int,
-                       epochs: list[int] | None = None):
-        """Train one network; with ``epochs`` (per stage) for that many epochs and no validation (a refit)."""
+    def _train_network(self, kind: str, train: sp.csr_matrix, targets: sp.csr_matrix, valid: sp.csr_matrix | None,
+                       offset: int, epochs: list[int] | None = None):
+        """Train one network to map the ratings ``train`` to ``targets`` (their residuals over the baseline, or
+        the ratings), stopping early on ``valid`` (held-out targets); with ``epochs`` (per stage) for that many
+        epochs and no validation (a refit)."""
         import keras
 
-        rows = train.T.tocsr() if kind == "item" else train
-        valid_rows = None if valid is None else (valid.T.tocsr() if kind == "item" else valid)
+        def by_kind(matrix):
+            return matrix.T.tocsr() if kind == "item" else matrix
+
+        rows, target_rows = by_kind(train), by_kind(targets)
+        valid_rows = None if valid is None else by_kind(valid)
         n_rows, n_inputs = rows.shape
         batch = n_rows if self.batch_size is None else min(int(self.batch_size), n_rows)
         net = self._network(kind, n_inputs, n_rows, offset)
-        train_ds = masked_rows_dataset(rows, rows, batch, shuffle_seed=self.seed)
+        train_ds = masked_rows_dataset(rows, target_rows, batch, shuffle_seed=self.seed)
         valid_ds = None if valid_rows is None else masked_rows_dataset(rows, valid_rows, n_rows)
         history: dict[str, list] = {}
         stages = [False, True] if self.global_kernel_size else [False]
@@ -276,7 +363,9 @@ class AutoRec(BaseEstimator):
         for stage, fine_tune in enumerate(stages):
             if fine_tune:  # GLocal-K: the global kernel is read from the pre-trained model's predictions
                 lo, hi = self.rating_range_
-                full = np.clip(np.asarray(net(rows.toarray())), lo, hi)
+                full = np.asarray(net(rows.toarray()))
+                if not self.baseline:
+                    full = np.clip(full, lo, hi)
                 pretrained = [w.copy() for w in net.get_weights()]
                 pretrained_rmse = min(history.get("val_rmse", [np.inf]))
                 net.set_row_summary(full.mean(axis=1))
@@ -339,9 +428,9 @@ class AutoRec(BaseEstimator):
             w = self.ensemble_weight_
             value = np.zeros(len(u), dtype=np.float64)
             for kind, weight in (("item", w), ("user", 1.0 - w)):
-                if weight > 0:
+                if weight > 0 and self.residual_weight_ > 0:
                     value += weight * self._network_pairs(kind, self.ratings_.matrix, u, i)
-            pred[known] = value
+            pred[known] = self._baseline_pairs(u, i) + self.residual_weight_ * value
         only_item = (u_idx < 0) & (i_idx >= 0)
         pred[only_item] = self.item_means_[i_idx[only_item]]
         only_user = (u_idx >= 0) & (i_idx < 0)
@@ -363,8 +452,8 @@ class AutoRec(BaseEstimator):
             n_any = int(((u_idx < 0) | (i_idx < 0)).sum())
             warnings.warn(
                 f"{what}: {n_any} of {len(df)} pair(s) have ids unseen at fit time ({n_u} with an unknown user, "
-                f"{n_i} with an unknown item); they get a fallback: the item's mean rating for an unknown user, "
-                f"the user's mean for an unknown item, the global mean when both are unknown",
+                f"{n_i} with an unknown item); they get a fallback: the item's baseline (mean) for an unknown user, "
+                f"the user's for an unknown item, the global mean when both are unknown",
                 UnknownIdsWarning, stacklevel=3)
         return u_idx, i_idx
 
@@ -434,11 +523,13 @@ class AutoRec(BaseEstimator):
     # --- saving -------------------------------------------------------------------------
     def _save_to(self, directory) -> dict:
         self.ratings_.save(directory, "ratings")
-        np.savez(directory / "means.npz", user_means=self.user_means_, item_means=self.item_means_)
+        np.savez(directory / "means.npz", user_means=self.user_means_, item_means=self.item_means_,
+                 user_bias=self.user_bias_, item_bias=self.item_bias_)
         for kind, net in self.networks_.items():
             net.save(directory / f"autorec_{kind}.keras")
         return {"columns": self.columns_, "rating_range": list(self.rating_range_), "global_mean": self.global_mean_,
                 "ensemble_weight": self.ensemble_weight_, "validation_rmse": self.validation_rmse_,
+                "residual_weight": self.residual_weight_, "bias_l2": self.bias_l2_,
                 "history": self.history_, "fit_seconds": self.fit_seconds_, "networks": sorted(self.networks_)}
 
     @classmethod
@@ -450,6 +541,7 @@ class AutoRec(BaseEstimator):
         model = cls(**meta["params"])
         with np.load(directory / "means.npz", allow_pickle=False) as z:
             model.user_means_, model.item_means_ = z["user_means"], z["item_means"]
+            model.user_bias_, model.item_bias_ = z["user_bias"], z["item_bias"]
         model.ratings_ = Interactions.load(directory, "ratings")
         model.networks_ = {kind: keras.saving.load_model(directory / f"autorec_{kind}.keras", compile=False)
                            for kind in meta["networks"]}
@@ -457,6 +549,8 @@ class AutoRec(BaseEstimator):
         model.rating_range_ = tuple(meta["rating_range"])
         model.global_mean_ = meta["global_mean"]
         model.ensemble_weight_ = meta["ensemble_weight"]
+        model.residual_weight_ = meta["residual_weight"]
+        model.bias_l2_ = meta["bias_l2"]
         model.validation_rmse_ = meta["validation_rmse"]
         model.history_ = meta["history"]
         model.fit_seconds_ = meta["fit_seconds"]
@@ -468,3 +562,42 @@ def _row_means(R: sp.csr_matrix, default: float) -> np.ndarray:
     counts = np.diff(R.indptr)
     sums = np.asarray(R.sum(axis=1)).ravel()
     return np.where(counts > 0, sums / np.maximum(counts, 1), default).astype(np.float64)
+
+
+def user_item_biases(R: sp.csr_matrix, penalty: float, sweeps: int = 10) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(mu, b_u, b_i)`` minimising ``sum (r - mu - b_u - b_i)^2 + penalty (|b_u|^2 + |b_i|^2)`` over the entries
+    of ``R`` (users x items), by alternating least squares (as Surprise's ``BaselineOnly``); ``mu`` is the mean.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> mu, bu, bi = user_item_biases(sp.csr_matrix([[5.0, 3.0], [4.0, 0.0]]), penalty=0.0)
+    >>> round(mu, 3), bool(bi[0] > bi[1])
+    (4.0, True)
+    """
+    coo = R.tocoo()
+    mu = float(coo.data.mean())
+    n_users, n_items = R.shape
+    bu, bi = np.zeros(n_users), np.zeros(n_items)
+    user_counts = np.bincount(coo.row, minlength=n_users) + penalty
+    item_counts = np.bincount(coo.col, minlength=n_items) + penalty
+    for _ in range(sweeps):
+        bi = np.bincount(coo.col, coo.data - mu - bu[coo.row], minlength=n_items) / np.maximum(item_counts, 1e-12)
+        bu = np.bincount(coo.row, coo.data - mu - bi[coo.col], minlength=n_users) / np.maximum(user_counts, 1e-12)
+    return mu, bu, bi
+
+
+def _residual_weight(truth: np.ndarray, base: np.ndarray, residual: np.ndarray, lo: float, hi: float):
+    """``(weight, baseline RMSE, final RMSE)`` on validation ratings: the weight in 0, 0.05, ..., 1 of the
+    networks' residual that lowers the squared error the most, kept only when its improvement over the
+    baseline alone is larger than twice its standard error (else 0: the baseline). With few validation
+    ratings a lucky draw cannot buy a weight that then loses on new ratings."""
+    base_error = (truth - np.clip(base, lo, hi)) ** 2
+    best, best_gain = 0.0, 0.0
+    for weight in np.linspace(0.05, 1.0, 20):
+        gain = base_error - (truth - np.clip(base + weight * residual, lo, hi)) ** 2
+        mean, error = float(gain.mean()), float(gain.std() / np.sqrt(len(gain)))
+        if mean - 2 * error > 0 and mean > best_gain:
+            best, best_gain = float(weight), mean
+    final = (truth - np.clip(base + best * residual, lo, hi)) ** 2
+    return best, float(np.sqrt(base_error.mean())), float(np.sqrt(final.mean()))
