@@ -346,6 +346,8 @@ class AutoRec(BaseEstimator):
         epochs and no validation (a refit)."""
         import keras
 
+        from ..models.callbacks import RankingValidation
+
         def by_kind(matrix):
             return matrix.T.tocsr() if kind == "item" else matrix
 
@@ -354,8 +356,23 @@ class AutoRec(BaseEstimator):
         n_rows, n_inputs = rows.shape
         batch = n_rows if self.batch_size is None else min(int(self.batch_size), n_rows)
         net = self._network(kind, n_inputs, n_rows, offset)
-        train_ds = masked_rows_dataset(rows, target_rows, batch, shuffle_seed=self.seed)
-        valid_ds = None if valid_rows is None else masked_rows_dataset(rows, valid_rows, n_rows)
+        # one endless iterator (a new one per epoch costs more than an epoch of MovieLens), and validation by a
+        # callback: one forward pass over the input rows, scored on the held-out cells
+        train_ds = masked_rows_dataset(rows, target_rows, batch, shuffle_seed=self.seed).repeat()
+        steps = -(-n_rows // batch)
+        valid_ds = None
+        if valid_rows is not None:
+            held = valid_rows.tocoo()
+            chunk = n_rows if self.global_kernel_size else 4096  # the global convolution reads every row at once
+
+            def valid_ds():
+                predicted = np.empty(len(held.data), dtype=np.float64)
+                for start in range(0, n_rows, chunk):
+                    inside = (held.row >= start) & (held.row < start + chunk)
+                    if inside.any():
+                        out = np.asarray(net(rows[start:start + chunk].toarray(), training=False))
+                        predicted[inside] = out[held.row[inside] - start, held.col[inside]]
+                return float(np.sqrt(np.mean((held.data - predicted) ** 2)))
         history: dict[str, list] = {}
         stages = [False, True] if self.global_kernel_size else [False]
         if epochs is not None:
@@ -372,11 +389,12 @@ class AutoRec(BaseEstimator):
             net.compile(optimizer=keras.optimizers.Adam(float(self.learning_rate)))
             callbacks = []
             if valid_ds is not None:
+                callbacks.append(RankingValidation(valid_ds, "val_rmse"))
                 callbacks.append(keras.callbacks.EarlyStopping(monitor="val_rmse", mode="min",
                                                                patience=int(self.patience),
                                                                restore_best_weights=True))
             n_epochs = int(self.epochs) if epochs is None else int(epochs[stage])
-            logs = net.fit(train_ds, validation_data=valid_ds, epochs=n_epochs, callbacks=callbacks,
+            logs = net.fit(train_ds, epochs=n_epochs, steps_per_epoch=steps, callbacks=callbacks,
                            shuffle=False, verbose=self.verbose).history
             for key, values in logs.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
