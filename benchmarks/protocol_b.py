@@ -11,7 +11,13 @@ tunes or stops early on is a validation part carved from base only:
   its defaults, and with a small grid chosen per fold on 5% of base;
 - aerec's AutoRec variants (early stopping on 5% of base, drawn with the seed).
 
-    AEREC_DATA_HOME=../shared/data python benchmarks/protocol_b.py [--models ...] [--folds 1 2 3 4 5] [--out benchmarks/results/protocol_b.md]
+Sparse and skewed variants (``--densities``, ``--skewed``), which anyone can rebuild: from each
+``u{k}.base`` keep, per user, a share of their ratings (at least one), drawn with ``default_rng(k)``,
+and evaluate on the unchanged ``u{k}.test``; the skewed variant maps every rating (base and test)
+as a review site sees them, most mass on 5: 1 -> 1, 2 -> 3, 3 -> 4, 4 -> 5, 5 -> 5.
+
+    AEREC_DATA_HOME=../shared/data python benchmarks/protocol_b.py [--models ...] [--folds 1 2 3 4 5]
+        [--densities 1.0 0.5 0.25 0.1] [--skewed] [--out benchmarks/results/protocol_b.md]
 """
 from __future__ import annotations
 
@@ -34,8 +40,12 @@ from aerec import AutoRec  # noqa: E402
 LOW, HIGH = 1.0, 5.0
 
 #: AutoRec variants: name -> parameters (all with seed=0 unless they say otherwise)
+#: how a review site's ratings look: most of the mass on 5 (the --skewed variant)
+SKEW = {1: 1, 2: 3, 3: 4, 4: 5, 5: 5}
+
 AUTOREC = {
     "AutoRec item (I-AutoRec)": {"kind": "item"},
+    "AutoRec item, no baseline (the paper's)": {"kind": "item", "baseline": False},
     "AutoRec user (U-AutoRec)": {"kind": "user"},
     "AutoRec item, dropout 0.2": {"kind": "item", "dropout": 0.2},
     "AutoRec item, local kernel": {"kind": "item", "kernel_dim": 5},
@@ -43,6 +53,20 @@ AUTOREC = {
     "AutoRec item + user (kind='both')": {"kind": "both"},
     "AutoRec item + user, refit on all of base": {"kind": "both", "refit": True},
 }
+
+
+def thinned(base: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """Per user, ``share`` of their ratings (rounded, at least one), drawn with ``default_rng(seed)``."""
+    if share >= 1.0:
+        return base
+    draw = pd.Series(np.random.default_rng(seed).random(len(base)), index=base.index)
+    rank = draw.groupby(base["user"]).rank(method="first")
+    keep = np.maximum(1, np.round(share * base.groupby("user")["user"].transform("size")))
+    return base[rank <= keep]
+
+
+def skewed(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(rating=frame["rating"].map(SKEW).astype(frame["rating"].dtype))
 
 
 def validation_split(base: pd.DataFrame, seed: int = 0, share: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -167,6 +191,8 @@ class AutoRecRunner:
         extra = f", item weight {m.ensemble_weight_:g}" if m.kind == "both" else ""
         if any("global_kernel_used" in h for h in m.history_.values()):
             extra += ", global kernel not kept (no gain on validation)"
+        if m.baseline:
+            extra += f", bias penalty {m.bias_l2_:g}, residual weight {m.residual_weight_:g}"
         return f"validation RMSE {valid}; epochs {epochs}{extra}"
 
 
@@ -187,19 +213,10 @@ def models() -> dict:
     return out
 
 
-def main(argv=None) -> str:
-    available = models()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(available), choices=list(available), metavar="MODEL")
-    parser.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
-    parser.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
-    args = parser.parse_args(argv)
-    warnings.simplefilter("ignore", aerec.exceptions.UnknownIdsWarning)  # unseen test ids: expected, counted
-
-    ml = aerec.datasets.movielens_100k()
-    folds = {k: ml.fold(k) for k in args.folds}
+def run_variant(names: list[str], available: dict, folds: dict, label: str) -> tuple[pd.DataFrame, list[str]]:
+    """One table: every model on every fold of one variant of the data."""
     rows, notes = {}, []
-    for name in args.models:
+    for name in names:
         per_fold = {}
         for k, (base, test) in folds.items():
             start = time.perf_counter()
@@ -208,26 +225,51 @@ def main(argv=None) -> str:
             per_fold[k] = {"rmse": rmse(test["rating"], pred), "mae": mae(test["rating"], pred),
                            "seconds": time.perf_counter() - start}
             if hasattr(model, "note"):
-                notes.append(f"- {name}, u{k}: {model.note()}")
-            print(f"  {name} u{k}: RMSE {per_fold[k]['rmse']:.4f} MAE {per_fold[k]['mae']:.4f} "
+                notes.append(f"- {label}, {name}, u{k}: {model.note()}")
+            print(f"  [{label}] {name} u{k}: RMSE {per_fold[k]['rmse']:.4f} MAE {per_fold[k]['mae']:.4f} "
                   f"({per_fold[k]['seconds']:.0f} s)", file=sys.stderr, flush=True)
         frame = pd.DataFrame(per_fold).T
         row = {}
         if 1 in per_fold:
             row.update({"u1 RMSE": f"{per_fold[1]['rmse']:.4f}", "u1 MAE": f"{per_fold[1]['mae']:.4f}"})
         row.update({
-            f"mean RMSE (u{','.join(map(str, args.folds))})": f"{frame['rmse'].mean():.4f} ± {frame['rmse'].std(ddof=0):.4f}",
+            f"mean RMSE (u{','.join(map(str, folds))})": f"{frame['rmse'].mean():.4f} ± {frame['rmse'].std(ddof=0):.4f}",
             "mean MAE": f"{frame['mae'].mean():.4f} ± {frame['mae'].std(ddof=0):.4f}",
             "fit+predict s": f"{frame['seconds'].mean():.1f}",
         })
         rows[name] = row
-    table = pd.DataFrame(rows).T.rename_axis("model")
-    lines = [f"Machine: {machine()}", "",
-             "### B. Explicit rating prediction, MovieLens-100K canonical folds (predictions clipped to [1, 5]; "
-             "lower is better)", "", markdown(table), ""]
+    return pd.DataFrame(rows).T.rename_axis("model"), notes
+
+
+def main(argv=None) -> str:
+    available = models()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(available), choices=list(available), metavar="MODEL")
+    parser.add_argument("--folds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    parser.add_argument("--densities", nargs="+", type=float, default=[1.0],
+                        help="shares of each user's base ratings to keep (1.0: the protocol itself)")
+    parser.add_argument("--skewed", action="store_true", help="also run the skewed variant (full density)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", aerec.exceptions.UnknownIdsWarning)  # unseen test ids: expected, counted
+
+    ml = aerec.datasets.movielens_100k()
+    folds = {k: ml.fold(k) for k in args.folds}
+    variants = [(f"density {d:g}" if d < 1 else "full density",
+                 {k: (thinned(base, d, k), test) for k, (base, test) in folds.items()}) for d in args.densities]
+    if args.skewed:
+        variants.append(("skewed ratings", {k: (skewed(base), skewed(test)) for k, (base, test) in folds.items()}))
+    lines = [f"Machine: {machine()}", "", f"Command: `python benchmarks/protocol_b.py {' '.join(argv or sys.argv[1:])}`", ""]
+    all_notes = []
+    for label, data in variants:
+        n_ratings = int(np.mean([len(base) for base, _ in data.values()]))
+        table, notes = run_variant(args.models, available, data, label)
+        all_notes += notes
+        lines += [f"### B, {label}: rating prediction on MovieLens-100K folds ({n_ratings:,} base ratings per fold on "
+                  f"average; predictions clipped to [1, 5]; lower is better)", "", markdown(table), ""]
     if not surprise_available():
         lines += ["Surprise is not installed (`pip install scikit-surprise`): its SVD is not in this run.", ""]
-    lines += ["Choices made on validation data (5% of base) and epochs trained:", "", *notes, ""]
+    lines += ["Choices made on validation data (5% of base) and epochs trained:", "", *all_notes, ""]
     text = "\n".join(lines)
     print(text)
     if args.out:

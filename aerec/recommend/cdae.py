@@ -32,17 +32,7 @@ class CDAE(KerasRecommender):
         L2 penalty ``l2 * sum(w ** 2)`` on the kernels and the user offsets.
     learning_rate : float, default 1e-2
         Adam's step size.
-    epochs : int, default 200
-        Most passes over the training users.
-    batch_size : int, default 500
-        Users per update.
-    patience : int or None, default 50
-        With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
-        best epoch's weights are kept either way); None trains all ``epochs``.
-    seed : int, default 0
-        Seeds weights, dropout and shuffling.
-    verbose : int, default 0
-        Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    {training_parameters}
 
     Attributes
     ----------

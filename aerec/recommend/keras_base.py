@@ -11,6 +11,19 @@ from .base import Recommender, ValidationData
 
 __all__ = ["KerasRecommender"]
 
+#: the training hyperparameters every Keras recommender documents alike ({training_parameters} in a docstring)
+_TRAINING_PARAMETERS = """epochs : int, default {epochs}
+        Most epochs (passes over the training users; RecVAE: cycles of encoder and decoder passes).
+    batch_size : int, default {batch_size}
+        Users per update.
+    patience : int or None, default {patience}
+        With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
+        best epoch's weights are kept either way); None trains all ``epochs``.
+    seed : int, default {seed}
+        Seeds weights, dropout, sampling and shuffling: same seed and data, same model on a machine.
+    verbose : int, default {verbose}
+        Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
+
 
 class KerasRecommender(Recommender):
     """Base class of the Keras autoencoder recommenders: batches of sparse user rows, training through
@@ -46,6 +59,14 @@ class KerasRecommender(Recommender):
 
     #: the network also takes each row's user index (CDAE's per-user input); -1 for fold-in users
     with_user_index = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and "{training_parameters}" in cls.__doc__:  # written once, with each class's defaults
+            import inspect
+
+            defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()}
+            cls.__doc__ = cls.__doc__.replace("{training_parameters}", _TRAINING_PARAMETERS.format(**defaults))
 
     @classmethod
     def network_class(cls):

@@ -67,17 +67,7 @@ class MultVAE(_MultinomialRecommender):
         L2 penalty ``l2 * sum(w ** 2)`` on every kernel.
     learning_rate : float, default 1e-3
         Adam's step size.
-    epochs : int, default 200
-        Most passes over the training users.
-    batch_size : int, default 500
-        Users per update.
-    patience : int or None, default 50
-        With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
-        best epoch's weights are kept either way); None trains all ``epochs``.
-    seed : int, default 0
-        Seeds weights, dropout, sampling and shuffling: same seed and data, same model on a machine.
-    verbose : int, default 0
-        Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    {training_parameters}
 
     Attributes
     ----------
@@ -156,17 +146,7 @@ class MultDAE(_MultinomialRecommender):
         L2 penalty ``l2 * sum(w ** 2)`` on every kernel (λ of the paper).
     learning_rate : float, default 3e-3
         Adam's step size.
-    epochs : int, default 200
-        Most passes over the training users.
-    batch_size : int, default 500
-        Users per update.
-    patience : int or None, default 50
-        With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
-        best epoch's weights are kept either way); None trains all ``epochs``.
-    seed : int, default 0
-        Seeds weights, dropout and shuffling.
-    verbose : int, default 0
-        Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    {training_parameters}
 
     Attributes
     ----------

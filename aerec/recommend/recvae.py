@@ -41,17 +41,7 @@ class RecVAE(KerasRecommender):
     learning_rate : float, default 1e-3
         Step size of the encoder's and the decoder's Adam (the paper's 5e-4 reached the same
         validation NDCG@100 in about 1.5 times as many epochs).
-    epochs : int, default 200
-        Most epochs (each ``encoder_epochs + decoder_epochs`` passes).
-    batch_size : int, default 500
-        Users per update.
-    patience : int or None, default 30
-        With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
-        best epoch's weights are kept either way); None trains all ``epochs``.
-    seed : int, default 0
-        Seeds weights, dropout, sampling and shuffling.
-    verbose : int, default 0
-        Keras' progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+    {training_parameters}
 
     Attributes
     ----------
