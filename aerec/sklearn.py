@@ -29,10 +29,16 @@ the imputer gives a float64 array back.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, OutlierMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+
+try:
+    from sklearn.base import BaseEstimator, OneToOneFeatureMixin, OutlierMixin, TransformerMixin
+    from sklearn.utils.validation import check_is_fitted, validate_data
+except ImportError as error:  # absent, or older than 1.6 (no validate_data)
+    raise ImportError("aerec.sklearn needs scikit-learn 1.6 or later: pip install 'aerec[sklearn]'") from error
 
 from .exceptions import DataValidationError
 from .params import Interval, Options, check_params
@@ -62,12 +68,13 @@ class _OverTableAutoencoder(BaseEstimator):
 
     # aerec's declarative checks, taken from TableAutoencoder so they are declared once. Not named
     # `_parameter_constraints`: scikit-learn reads that name with its own constraint classes
-    _hyperparameter_constraints = {name: TableAutoencoder._parameter_constraints[name] for name in PASSED_ON}
+    _hyperparameter_constraints: ClassVar[dict] = {name: TableAutoencoder._parameter_constraints[name]
+                                                   for name in PASSED_ON}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True  # NaN (None, NA in a DataFrame) is a missing cell
-        tags.input_tags.string = True  # string and object columns of a DataFrame
+        tags.input_tags.string = True  # string and object columns of a DataFrame (an array must be numeric)
         tags.input_tags.categorical = True  # category and bool columns of a DataFrame
         return tags
 
@@ -178,7 +185,7 @@ class AutoencoderImputer(OneToOneFeatureMixin, TransformerMixin, _OverTableAutoe
         self.seed = seed
         self.verbose = verbose
 
-    def fit(self, X, y=None) -> "AutoencoderImputer":
+    def fit(self, X, y=None) -> AutoencoderImputer:
         """Train the autoencoder on ``X``, a table with holes.
 
         Parameters
@@ -298,7 +305,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _OverTableAutoencoder):
     True
     """
 
-    _hyperparameter_constraints = {
+    _hyperparameter_constraints: ClassVar[dict] = {
         "contamination": [Options("auto"), Interval("real", 0, 0.5, closed="right")],
         **_OverTableAutoencoder._hyperparameter_constraints,
     }
@@ -320,7 +327,7 @@ class AutoencoderOutlierDetector(OutlierMixin, _OverTableAutoencoder):
         self.seed = seed
         self.verbose = verbose
 
-    def fit(self, X, y=None) -> "AutoencoderOutlierDetector":
+    def fit(self, X, y=None) -> AutoencoderOutlierDetector:
         """Train the autoencoder on ``X`` and set ``offset_`` from the training rows' scores.
 
         Parameters
