@@ -36,5 +36,6 @@ def emit(text: str, out=None) -> str:
     """Print a report and, when ``out`` is given, write it there too."""
     print(text)
     if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n")
     return text

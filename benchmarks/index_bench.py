@@ -187,7 +187,7 @@ def bench_size(n: int, args, log) -> tuple[list[dict], list[dict]]:
         build = time.perf_counter() - start
         memory = int(faiss.serialize_index(index.index_).nbytes)
         raw = index.index_
-        # FAISS answers with its positions; the ids are the rows of X (tuned indexes add a held-out sample last)
+        # FAISS answers with its positions, which follow the rows of X
         id_of = np.append(index.ids_.ids.to_numpy(dtype=np.int64), -1)  # position -1 (no answer) -> -1
         answers = []
         batch_qps, batch_n = qps_batched(lambda q: raw.search(q, K)[1], Q, 10 * args.budget, collect=answers)

@@ -33,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import machine, markdown  # noqa: E402
+from _common import emit, machine, markdown  # noqa: E402
 from aerec.metrics import mae, rmse  # noqa: E402
 from aerec import AutoRec  # noqa: E402
 
@@ -270,12 +270,7 @@ def main(argv=None) -> str:
     if not surprise_available():
         lines += ["Surprise is not installed (`pip install scikit-surprise`): its SVD is not in this run.", ""]
     lines += ["Choices made on validation data (5% of base) and epochs trained:", "", *all_notes, ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    return text
+    return emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import machine, markdown  # noqa: E402
+from _common import emit, machine, markdown  # noqa: E402
 from aerec.metrics import auroc  # noqa: E402
 from aerec import TableAutoencoder  # noqa: E402
 
@@ -201,12 +201,7 @@ def main(argv=None) -> str:
                   "queries)", "", markdown(frame), "",
                   f"Best autoencoder: {ae.idxmax()} (mean AUROC {ae.max():.4f}) vs PCA {pca:.4f}; autoencoder settings "
                   f"{MNIST_SETTINGS}.", ""]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    return text
+    return emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":
