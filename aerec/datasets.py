@@ -25,7 +25,7 @@ import pandas as pd
 from .exceptions import ChecksumError, DataValidationError, DownloadError
 from .utils import sha256_of
 
-__all__ = ["movielens_100k", "MovieLens100K", "mnist", "MNIST", "data_home", "cache_dir"]
+__all__ = ["movielens_100k", "MovieLens100K", "mnist", "MNIST", "synthetic_interactions", "data_home", "cache_dir"]
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
@@ -297,3 +297,80 @@ def mnist(download: bool = True, url: str | None = None) -> MNIST:
     images = _read_idx(directory / "t10k-images-idx3-ubyte.gz", 3)
     labels = _read_idx(directory / "t10k-labels-idx1-ubyte.gz", 1)
     return MNIST(images=images, labels=labels)
+
+
+# --- synthetic interactions ------------------------------------------------------------------------
+def synthetic_interactions(n_users: int, n_items: int, n_interactions: int, seed: int = 0, n_clusters: int = 20,
+                           item_exponent: float = 1.0, activity_sigma: float = 1.0,
+                           affinity: float = 0.7) -> pd.DataFrame:
+    """Implicit interactions of the shape real logs have, generated deterministically: for benchmarks at sizes
+    no public file of ours has.
+
+    - **Items**: popularity follows Zipf's law, ``p_i ∝ 1 / rank_i ** item_exponent`` (ranks shuffled
+      over the ids), and each item belongs to one of ``n_clusters`` tastes.
+    - **Users**: activity is log-normal (``exp(N(0, activity_sigma))``, scaled to ``n_interactions``
+      draws in all, at least one each), and each user has a home taste.
+    - **Draws**: with probability ``affinity`` a user's draw comes from the items of their home taste
+      (by popularity within it), otherwise from the whole catalogue (by popularity). The tastes are
+      what a model can learn beyond popularity.
+
+    A repeated (user, item) draw is kept once and the users left short draw again (a few rounds), so
+    the frame has close to ``n_interactions`` distinct rows (a user holds at most half the catalogue).
+    Ids are strings, ``"u0"``.. and ``"i0"``.., as a user's own ids would be.
+
+    Parameters
+    ----------
+    n_users, n_items, n_interactions : int
+    seed : int, default 0
+        The same arguments and seed give the same frame, on any machine.
+    n_clusters : int, default 20
+    item_exponent : float, default 1.0
+    activity_sigma : float, default 1.0
+    affinity : float, default 0.7
+
+    Returns
+    -------
+    DataFrame with columns ``user`` and ``item``.
+
+    Examples
+    --------
+    >>> df = synthetic_interactions(1_000, 300, 10_000, seed=0)
+    >>> list(df.columns), df["user"].iloc[0][0], len(df) <= 10_000
+    (['user', 'item'], 'u', True)
+    """
+    for name, value in (("n_users", n_users), ("n_items", n_items), ("n_interactions", n_interactions),
+                        ("n_clusters", n_clusters)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise DataValidationError(f"synthetic_interactions: {name} must be a positive integer, got {value!r}")
+    if not 0 <= affinity <= 1:
+        raise DataValidationError(f"synthetic_interactions: affinity must be in [0, 1], got {affinity!r}")
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** float(item_exponent)
+    popularity = popularity[rng.permutation(n_items)]
+    item_cluster = rng.integers(0, n_clusters, n_items)
+    user_cluster = rng.integers(0, n_clusters, n_users)
+    activity = np.exp(rng.normal(0.0, float(activity_sigma), n_users))
+    wanted = np.maximum(1, np.floor(activity / activity.sum() * n_interactions)).astype(np.int64)
+    wanted = np.minimum(wanted, max(1, n_items // 2))  # nobody can have more distinct items than exist
+    global_p = popularity / popularity.sum()
+    cluster_items = [np.flatnonzero(item_cluster == c) for c in range(n_clusters)]
+    cluster_p = [popularity[m] / popularity[m].sum() if len(m) else None for m in cluster_items]
+
+    def draw(users: np.ndarray) -> np.ndarray:
+        items = rng.choice(n_items, size=len(users), p=global_p)
+        in_cluster = rng.random(len(users)) < affinity
+        for c in range(n_clusters):
+            at = np.flatnonzero(in_cluster & (user_cluster[users] == c))
+            if len(at) and cluster_p[c] is not None:
+                items[at] = cluster_items[c][rng.choice(len(cluster_items[c]), size=len(at), p=cluster_p[c])]
+        return users * np.int64(n_items) + items
+
+    # repeated draws of a (user, item) pair are kept once; the users left short draw again, a few rounds
+    pairs = np.unique(draw(np.repeat(np.arange(n_users), wanted)))
+    for _ in range(8):
+        short = wanted - np.bincount(pairs // n_items, minlength=n_users)
+        if short.sum() <= 0.001 * n_interactions:
+            break
+        pairs = np.unique(np.concatenate([pairs, draw(np.repeat(np.arange(n_users), np.maximum(short, 0)))]))
+    return pd.DataFrame({"user": np.char.add("u", (pairs // n_items).astype(str)).astype(object),
+                         "item": np.char.add("i", (pairs % n_items).astype(str)).astype(object)})

@@ -140,3 +140,22 @@ def test_unreachable_download_says_what_and_how_to_work_offline(isolated):
     with pytest.raises(DownloadError, match=rf"could not download MovieLens-100K from {url} .*AEREC_DATA_HOME.*ml-100k/"):
         datasets.movielens_100k(url=url)
     assert not isolated.exists()  # no empty cache folder left behind
+
+
+def test_synthetic_interactions_are_deterministic_skewed_and_clustered():
+    first = datasets.synthetic_interactions(2_000, 500, 30_000, seed=3, n_clusters=10)
+    again = datasets.synthetic_interactions(2_000, 500, 30_000, seed=3, n_clusters=10)
+    assert first.equals(again) and not first.equals(datasets.synthetic_interactions(2_000, 500, 30_000, seed=4))
+    assert list(first.columns) == ["user", "item"] and not first.duplicated().any()
+    assert 20_000 < len(first) <= 30_000 and first["user"].nunique() == 2_000
+    counts = first["item"].value_counts()
+    assert counts.iloc[:5].sum() / len(first) > 0.1  # the head of a Zipf catalogue (uniform: 1%)
+    per_user = first.groupby("user").size()
+    assert per_user.max() > 10 * per_user.median()  # log-normal activity: a long tail of heavy users
+    # tastes: two users of the same taste share more items than two users picked at random
+    import itertools
+
+    sets = first.groupby("user")["item"].agg(set)
+    heavy = per_user[per_user >= 20].index[:60]
+    overlaps = [len(sets[a] & sets[b]) / min(len(sets[a]), len(sets[b])) for a, b in itertools.combinations(heavy, 2)]
+    assert max(overlaps) > 3 * np.median(overlaps)
