@@ -14,6 +14,7 @@ from .keras_base import KerasRecommender
 from .multvae import MultDAE, MultVAE
 from .popularity import Popularity
 from .recvae import RecVAE
+from .sequential import SequentialDAE
 
 __all__ = ["Recommender", "KerasRecommender", "TopK", "EASE", "MultVAE", "MultDAE", "CDAE",
-           "RecVAE", "Popularity", "ContentModel", "AutoRec"]
+           "RecVAE", "SequentialDAE", "Popularity", "ContentModel", "AutoRec"]

@@ -1,0 +1,134 @@
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import aerec
+from aerec.exceptions import DataValidationError, MissingColumnError
+from aerec.models.sequential import SequentialDenoisingAutoencoder
+from aerec.recommend.sequential import SequentialDAE
+
+from contract import RecommenderContract
+
+SMALL = dict(code_dim=16, n_layers=1, n_heads=2, max_length=20, epochs=2, batch_size=64)
+
+
+class TestSequentialDAEContract(RecommenderContract):
+    # the contract's data has no time column: time=None orders each user's rows as the frame does
+    history_is_fold_in = True
+
+    def make_model(self):
+        return SequentialDAE(**SMALL)
+
+
+def cycle_walks(n_users=100, n_items=12, length=10, seed=0):
+    """Users walking a cycle of items from random starts: the next item is the last one + 1. The rows are
+    shuffled, so only the time column gives the order."""
+    rng = np.random.default_rng(seed)
+    rows = [(u, f"i{(start + t) % n_items}", 100 * u + t)
+            for u, start in enumerate(rng.integers(n_items, size=n_users)) for t in range(length)]
+    frame = pd.DataFrame(rows, columns=["user", "item", "ts"])
+    return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+def test_order_matters_next_item_learned():
+    train = cycle_walks()
+    model = SequentialDAE(code_dim=32, n_layers=1, max_length=12, epochs=30, batch_size=16, dropout=0.0,
+                          mask_probability=0.3, learning_rate=5e-3).fit(train, time="ts")
+    n_items = 12
+    # fresh walks of 5 items, given in shuffled row order with their times; the answer is the next on the cycle
+    starts = np.arange(40) % n_items
+    history = pd.DataFrame([(f"new{q}", f"i{(s + t) % n_items}", t) for q, s in enumerate(starts) for t in range(5)],
+                           columns=["user", "item", "ts"]).sample(frac=1.0, random_state=1)
+    top = model.recommend_for_history(history, k=1)
+    expected = {f"new{q}": f"i{(s + 5) % n_items}" for q, s in enumerate(starts)}
+    hr1 = np.mean([expected[u] == i for u, i in top[["user", "item"]].to_numpy()])
+    assert hr1 >= 0.9
+    # a bag of items cannot tell a walk's end from its start: EASE sees the same set for every direction
+    bag = aerec.EASE(l2=1.0).fit(train).recommend_for_history(history.drop(columns="ts"), k=1)
+    assert np.mean([expected[u] == i for u, i in bag[["user", "item"]].to_numpy()]) < hr1
+    # top_k_for_histories reads each list in its order: the same items, newest last
+    walk = [f"i{t}" for t in (8, 9, 10, 11, 0)]
+    top = model.top_k_for_histories([walk, sorted(walk)], k=1)
+    assert top.items[0, 0] == "i1"
+
+
+def test_max_length_keeps_most_recent_items():
+    train = pd.DataFrame({"user": [1] * 6 + [2] * 2, "item": list("abcdef") + list("ab"),
+                          "ts": [6, 5, 4, 3, 2, 1, 1, 2]})
+    model = SequentialDAE(code_dim=8, n_layers=1, max_length=3, epochs=1).fit(train, time="ts")
+    items = model.items_.ids
+    decoded = [[items[j - 1] for j in row if j > 0] for row in model.sequences_]
+    user1 = model.users_.index_of([1])[0]
+    assert decoded[user1] == ["c", "b", "a"]  # the three most recent, oldest first
+    assert decoded[model.users_.index_of([2])[0]] == ["a", "b"]
+    # the user code reads the last max_length - 1 items: the same as a history of only those
+    history = pd.DataFrame({"user": ["x", "x"], "item": ["b", "a"]})
+    h_train = model.user_codes([1]).to_numpy()
+    full = train[train["user"] == 1].assign(user="x")
+    h_history = model._user_vectors(model._history_matrix(full, "user", "item").matrix, None)
+    h_recent = model._user_vectors(model._history_matrix(history, "user", "item").matrix, None)
+    np.testing.assert_allclose(h_train, h_history, atol=1e-5)
+    np.testing.assert_allclose(h_train, h_recent, atol=1e-5)
+
+
+def test_bad_time_column():
+    train = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"], "ts": [1, 2, 3]})
+    with pytest.raises(MissingColumnError, match="'when'"):
+        SequentialDAE(**SMALL).fit(train, time="when")
+    mixed = train.assign(ts=pd.Series([1, "b", 3.0], dtype=object))
+    with pytest.raises(DataValidationError, match="'ts' cannot be sorted"):
+        SequentialDAE(**SMALL).fit(mixed, time="ts")
+    with pytest.raises(DataValidationError, match="'ts' has 1 missing"):
+        SequentialDAE(**SMALL).fit(train.assign(ts=[1, None, 3]), time="ts")
+
+
+@pytest.fixture(scope="module")
+def walk_model():
+    return SequentialDAE(**SMALL, sampled_softmax=5).fit(cycle_walks(n_users=20, length=4), time="ts")
+
+
+def test_history_is_ordered_by_time_column(walk_model):
+    model = walk_model
+    history = pd.DataFrame({"user": ["x"] * 3, "item": ["i1", "i2", "i3"], "ts": [3, 2, 1]})
+    reversed_rows = history.iloc[::-1].drop(columns="ts")  # the same order, given by the rows
+    pd.testing.assert_frame_equal(model.recommend_for_history(history, k=5),
+                                  model.recommend_for_history(reversed_rows, k=5))
+    assert model.columns_["time"] == "ts"
+
+
+def test_save_load_keeps_sequences_and_time(tmp_path, walk_model):
+    model, train = walk_model, cycle_walks(n_users=20, length=4)
+    model.save(tmp_path / "bundle")
+    same = aerec.load(tmp_path / "bundle")
+    np.testing.assert_array_equal(same.sequences_, model.sequences_)
+    assert same.columns_["time"] == "ts"
+    history = train[train["user"] == 3].assign(user="x")
+    pd.testing.assert_frame_equal(same.recommend_for_history(history, k=5), model.recommend_for_history(history, k=5))
+
+
+def test_keras_network_round_trip_and_config(tmp_path):
+    net = SequentialDenoisingAutoencoder(9, max_length=6, code_dim=8, n_layers=2, n_heads=2, dropout=0.1,
+                                         sampled_softmax=4, seed=3)
+    tokens = np.array([[0, 0, 2, 3, 4, 10], [1, 2, 3, 4, 5, 10]], dtype="int32")
+    net.build()
+    net.save(tmp_path / "net.keras")
+    same = keras.saving.load_model(tmp_path / "net.keras", safe_mode=True)
+    assert type(same) is SequentialDenoisingAutoencoder
+    np.testing.assert_array_equal(same.user_code(tokens).numpy(), net.user_code(tokens).numpy())
+    config = net.get_config()
+    assert {k: config[k] for k in ("n_items", "max_length", "code_dim", "n_layers", "n_heads", "dropout",
+                                   "sampled_softmax", "seed")} == {
+        "n_items": 9, "max_length": 6, "code_dim": 8, "n_layers": 2, "n_heads": 2, "dropout": 0.1,
+        "sampled_softmax": 4, "seed": 3}
+    assert same.get_config() == config
+
+
+def test_full_softmax_loss_matches_numpy():
+    net = SequentialDenoisingAutoencoder(5, max_length=4, code_dim=4, n_layers=1, dropout=0.0, seed=0)
+    tokens = np.array([[0, 1, 6, 3]], dtype="int32")
+    positions, targets, weights = np.array([[2, 0]]), np.array([[4, 0]]), np.array([[1.0, 0.0]], "float32")
+    logits = keras.ops.convert_to_numpy(net((tokens, positions)))
+    loss = float(net.compute_loss(y=targets, y_pred=logits, sample_weight=weights, training=False))
+    expected = -(logits[0, 0, 4] - np.log(np.exp(logits[0, 0]).sum()))
+    assert loss == pytest.approx(expected, rel=1e-5)
