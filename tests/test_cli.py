@@ -189,3 +189,11 @@ def test_key_errors_keep_their_quotes_and_name_the_id(tmp_path, small_positives)
     result = runner.invoke(app, ["similar-items", str(tmp_path / "ease"), "--items", "'quoted'"])
     assert result.exit_code == 1
     assert "1 unknown item id(s): \"'quoted'\"" in result.output
+
+
+def test_csv_ids_with_leading_zeros_stay_distinct(tmp_path):
+    (tmp_path / "clicks.csv").write_text("user,item\n007,a\n007,b\n7,a\n42,b\n42,c\n")
+    result = runner.invoke(app, ["fit", str(tmp_path / "clicks.csv"), "-o", str(tmp_path / "b"), "--param", "l2=1"])
+    assert result.exit_code == 0 and "3 users x 3 items" in result.output, result.output
+    result = runner.invoke(app, ["recommend", str(tmp_path / "b"), "--users", "007", "--k", "1"])
+    assert result.exit_code == 0 and result.output.splitlines()[1].split(",")[:2] == ["007", "c"], result.output

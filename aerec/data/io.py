@@ -20,6 +20,9 @@ def read_table(path, sep: str | None = None) -> pd.DataFrame:
         Field separator for text files; by default ``","`` for ``.csv`` and a tab for ``.tsv``,
         else sniffed.
 
+    A text column holding values with leading zeros (ids such as ``007``) is read as strings, so
+    ``"007"`` and ``"7"`` stay two ids; other columns get pandas' usual types.
+
     Raises
     ------
     FileNotFoundError
@@ -36,6 +39,10 @@ def read_table(path, sep: str | None = None) -> pd.DataFrame:
             return pd.read_parquet(path)
         if sep is None:
             sep = {".csv": ",", ".tsv": "\t", ".tab": "\t"}.get(suffix)
-        return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+        engine = "python" if sep is None else "c"
+        # ids written with leading zeros ("007") are text: read those columns as strings, not as numbers
+        sample = pd.read_csv(path, sep=sep, engine=engine, dtype=str, nrows=100_000)
+        text = [c for c in sample.columns if sample[c].str.match(r"^[+-]?0\d").fillna(False).any()]
+        return pd.read_csv(path, sep=sep, engine=engine, dtype={c: str for c in text} or None)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataValidationError(f"{path}: cannot read it as a {'Parquet' if suffix in ('.parquet', '.pq') else 'text'} table ({exc})") from exc
