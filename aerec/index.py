@@ -15,7 +15,8 @@ Approximate indexes (IVF, HNSW) are tuned at :meth:`EmbeddingIndex.build` time: 
 ``efSearch`` is raised until recall@10 against exact search reaches ``recall_target``, measured
 with a held-out sample of the vectors as queries (they are added to the index after tuning: a
 vector already in an HNSW graph is found more easily than a new query, which would overstate the
-recall).
+recall), or with a sample of the real queries and the positions each will exclude (a recommender's
+user codes and seen items): then the recall is that of the lists those queries get.
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ class EmbeddingIndex(BaseEstimator):
         self.max_memory = max_memory
 
     # --- building --------------------------------------------------------------------------
-    def build(self, vectors, ids=None, queries=None) -> "EmbeddingIndex":
+    def build(self, vectors, ids=None, queries=None, exclude=None) -> "EmbeddingIndex":
         """Index ``vectors`` under ``ids``, replacing anything indexed before.
 
         Parameters
@@ -144,6 +145,11 @@ class EmbeddingIndex(BaseEstimator):
             index with (at most 2,000 are used). Give it when queries are not like the indexed
             vectors, e.g. user codes searched against item codes by inner product; by default a
             held-out sample of ``vectors`` plays the queries.
+        exclude : scipy.sparse matrix of shape (m, n), optional
+            With ``queries``: row ``q`` marks the positions query ``q`` will exclude when it is
+            answered (a user's seen items), as in :meth:`search_positions`. The recall is then
+            tuned and measured on the lists the queries really get: the exact top-10 of what is
+            left after the exclusions, found by the same widened search that answers them.
 
         Returns
         -------
@@ -177,10 +183,15 @@ class EmbeddingIndex(BaseEstimator):
             Q = self._prepare(_as_matrix(queries, "queries", allow_1d=False), "queries", queries)
             if Q.shape[1] != d:
                 raise DataValidationError(f"queries have {Q.shape[1]} columns but the vectors have {d}")
+            if exclude is not None and (not hasattr(exclude, "tocsr") or exclude.shape != (len(Q), n)):
+                raise DataValidationError(f"exclude must be a sparse matrix of shape ({len(Q)}, {n}), one row per "
+                                          f"query and one column per vector; got {getattr(exclude, 'shape', type(exclude).__name__)}")
             if len(Q) > self._tune_queries:
-                Q = Q[np.sort(np.random.default_rng(self.seed).choice(len(Q), self._tune_queries, replace=False))]
+                chosen = np.sort(np.random.default_rng(self.seed).choice(len(Q), self._tune_queries, replace=False))
+                Q = Q[chosen]
+                exclude = exclude.tocsr()[chosen] if exclude is not None else None
             index.add(X)
-            self.search_params_, self.measured_recall_ = self._tune(index, X, Q)
+            self.search_params_, self.measured_recall_ = self._tune(index, X, Q, exclude)
         else:
             # Tune with a held-out sample as queries: vectors already in a graph are found more
             # easily than new ones, so tuning on indexed vectors would overstate the recall. The
@@ -519,23 +530,30 @@ class EmbeddingIndex(BaseEstimator):
         raise CatalogueTooLargeError(f"{n} vectors of dimension {d} do not fit in max_memory={budget} bytes "
                                      f"even as IVF-PQ ({n * 17} bytes at least); raise max_memory or shard the vectors")
 
-    def _tune(self, index: faiss.Index, base: np.ndarray, queries: np.ndarray) -> tuple[dict, float]:
+    def _tune(self, index: faiss.Index, base: np.ndarray, queries: np.ndarray, exclude=None) -> tuple[dict, float]:
         """Pick ``nprobe`` / ``efSearch`` for ``index`` (holding ``base``) and return it with its recall.
 
         The smallest value is taken whose recall@10 on ``queries``, against exact search over
         ``base``, minus two standard errors still reaches ``recall_target``: the lower end of a
         ~95% interval, so that the recall of new queries does not fall below the target as often
-        as it lands above it.
+        as it lands above it. With ``exclude`` (sparse, a row per query) both lists leave those
+        positions out, and the approximate one is found by the widened search of
+        :meth:`search_positions`: the recall the answers get, not that of the bare index.
         """
         at = min(self._recall_at, len(base))
+        excluded = None
+        if exclude is not None:
+            coo = exclude.tocoo()
+            excluded = (coo.row.astype(np.int64), coo.col.astype(np.int64))
+            at = max(1, min(at, len(base) - int(np.diff(exclude.tocsr().indptr).max(initial=0))))
         exact = faiss.IndexFlat(base.shape[1], self._faiss_metric())
         exact.add(base)
-        truth = exact.search(queries, at)[1]
+        truth = self._found(exact, queries, at, excluded)
         del exact
 
         def recall(params: dict) -> tuple[float, float]:
             _apply_search_params(index, params)
-            per_query = _recall_per_query(index.search(queries, at)[1], truth)
+            per_query = _recall_per_query(self._found(index, queries, at, excluded), truth)
             return float(per_query.mean()), float(per_query.std() / np.sqrt(len(per_query)))
 
         ivf, hnsw = faiss.try_extract_index_ivf(index), _find_hnsw(index)
@@ -573,6 +591,15 @@ class EmbeddingIndex(BaseEstimator):
         _apply_search_params(index, {name: value})
         return {name: value}, measured[value][0]
 
+    def _found(self, index: faiss.Index, queries: np.ndarray, k: int, excluded) -> np.ndarray:
+        """The top-``k`` positions of each query in ``index`` (-1 past a short list), as searches answer them."""
+        if excluded is None:
+            return index.search(queries, k)[1]
+        rows, positions, _ = self._search_positions(queries, k, excluded, index)
+        found = np.full((len(queries), k), -1, dtype=np.int64)
+        found[rows, np.arange(len(rows)) - np.searchsorted(rows, rows)] = positions
+        return found
+
     def _excluded_positions(self, exclude, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``(row, position)`` pairs to leave out of the results; unknown ids are ignored."""
         empty = np.zeros(0, dtype=np.int64)
@@ -596,10 +623,13 @@ class EmbeddingIndex(BaseEstimator):
         keep = positions >= 0
         return np.asarray(rows, dtype=np.int64)[keep], positions[keep]
 
-    def _search_positions(self, Q: np.ndarray, k: int, excluded) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _search_positions(self, Q: np.ndarray, k: int, excluded,
+                          index: faiss.Index | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-``k`` positions per query row, leaving ``excluded`` out and over-fetching until
-        ``k`` are found or no more are available. Returns flat ``(row, position, score)``."""
-        n, ntotal = len(Q), self.ntotal
+        ``k`` are found or no more are available. Returns flat ``(row, position, score)``.
+        ``index`` is the built one unless given (tuning searches a trial index the same way)."""
+        index = self.index_ if index is None else index
+        n, ntotal = len(Q), int(index.ntotal)
         excl_rows, excl_pos = excluded
         excl_keys = np.unique(excl_rows * ntotal + excl_pos)  # one key per (query, position), repeats dropped
         fetch = np.minimum(k + np.bincount(excl_keys // ntotal, minlength=n), ntotal)
@@ -612,7 +642,7 @@ class EmbeddingIndex(BaseEstimator):
             still = []
             for s, ex in sorted(set(zip(size.tolist(), exhaustive[pending].tolist()))):
                 rows = pending[(size == s) & (exhaustive[pending] == ex)]
-                D, I = self._faiss_search(Q[rows], s, ex)
+                D, I = _faiss_search(index, Q[rows], s, ex)
                 valid = I >= 0
                 if len(excl_keys):
                     valid &= ~np.isin(rows[:, None] * ntotal + I, excl_keys)
@@ -639,11 +669,12 @@ class EmbeddingIndex(BaseEstimator):
         return rows, found_pos[keep], scores
 
     def _search_one(self, Q: np.ndarray, k: int, excluded: np.ndarray):
-        """One query's top ``k`` leaving ``excluded`` positions out, with one FAISS search of ``k + len(excluded)``;
-        None when that search did not give ``k`` results (an approximate index's short list): the caller then
-        takes the general path, which widens the search."""
-        fetch = min(k + len(excluded), self.ntotal)
-        D, I = self._faiss_search(Q, fetch, False)
+        """One query's top ``k`` leaving ``excluded`` positions out, with one FAISS search as deep as the first
+        of the general path (so an approximate index answers a query alone as in a batch); None when that
+        search did not give ``k`` results (an approximate index's short list): the caller then takes the
+        general path, which widens the search."""
+        fetch = k if not len(excluded) else min(int(_next_pow2(np.array([k + len(excluded)]))[0]), self.ntotal)
+        D, I = _faiss_search(self.index_, Q, fetch, False)
         keep = I[0] >= 0
         if len(excluded):  # a CSR row's positions: unique
             out = np.zeros(self.ntotal, dtype=bool)
@@ -657,14 +688,6 @@ class EmbeddingIndex(BaseEstimator):
         positions[0, :len(got)] = got
         scores[0, :len(got)] = -D[0][keep][:k] if self.metric == "l2" else D[0][keep][:k]
         return positions, scores
-
-    def _faiss_search(self, Q: np.ndarray, k: int, exhaustive: bool):
-        if not exhaustive:
-            return self.index_.search(Q, k)
-        params, nested = _exhaustive_params(self.index_, k)  # ``nested`` must outlive the search
-        result = self.index_.search(Q, k, params=params) if params is not None else self.index_.search(Q, k)
-        del nested
-        return result
 
     def _frame(self, labels: pd.Index, rows, positions, scores) -> pd.DataFrame:
         rank = np.ones(len(rows), dtype=np.int64)
@@ -793,6 +816,15 @@ def _apply_search_params(index: faiss.Index, params: dict) -> None:
         faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
     if "efSearch" in params:
         _find_hnsw(index).hnsw.efSearch = int(params["efSearch"])
+
+
+def _faiss_search(index: faiss.Index, Q: np.ndarray, k: int, exhaustive: bool):
+    if not exhaustive:
+        return index.search(Q, k)
+    params, nested = _exhaustive_params(index, k)  # ``nested`` must outlive the search
+    result = index.search(Q, k, params=params) if params is not None else index.search(Q, k)
+    del nested
+    return result
 
 
 def _exhaustive_params(index: faiss.Index, k: int):
