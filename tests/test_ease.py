@@ -34,7 +34,7 @@ def test_ease_matches_the_closed_form_by_hand():
 
 def test_ease_refuses_a_catalogue_that_does_not_fit(small_positives):
     n_items = small_positives["item"].nunique()
-    with pytest.raises(CatalogueTooLargeError, match=rf"{n_items} x {n_items} item-item.*GiB"):
+    with pytest.raises(CatalogueTooLargeError, match=rf"{n_items} x {n_items} item-item.*GiB.*Use aerec.ELSA"):
         aerec.EASE(max_memory=10_000).fit(small_positives)
 
 

@@ -86,8 +86,9 @@ def ease_weights(X: sp.csr_matrix, l2: float, max_memory: int | None = None) -> 
         raise CatalogueTooLargeError(
             f"EASE needs dense {n_items} x {n_items} item-item matrices, about {need / 2**30:.2f} GiB "
             f"({need:,} bytes), but only {budget / 2**30:.2f} GiB ({budget:,} bytes) may be used: the "
-            f"catalogue is too large for EASE's dense item x item matrix. Use a model with a low-rank "
-            f"item matrix, such as MultDAE, or reduce the catalogue (e.g. drop rare items)"
+            f"catalogue is too large for EASE's dense item x item matrix. Use aerec.ELSA, the same shallow "
+            f"autoencoder with a low-rank item matrix ({n_items} x code_dim floats), or reduce the catalogue "
+            f"(e.g. drop rare items)"
         )
     P = _inverse(_gram(X, l2, np.float32))
     if P is None:

@@ -10,11 +10,12 @@ from .base import Recommender, TopK, ValidationData, top_k  # noqa: F401 - Valid
 from .cdae import CDAE
 from .content import ContentModel
 from .ease import EASE
+from .elsa import ELSA
 from .keras_base import KerasRecommender
 from .multvae import MultDAE, MultVAE
 from .popularity import Popularity
 from .recvae import RecVAE
 from .sequential import SequentialDAE
 
-__all__ = ["Recommender", "KerasRecommender", "TopK", "EASE", "MultVAE", "MultDAE", "CDAE",
+__all__ = ["Recommender", "KerasRecommender", "TopK", "EASE", "ELSA", "MultVAE", "MultDAE", "CDAE",
            "RecVAE", "SequentialDAE", "Popularity", "ContentModel", "AutoRec"]
