@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["dense_row_gather", "masked_rows_dataset"]
+__all__ = ["dense_row_gather", "sparse_row_gather", "masked_rows_dataset"]
 
 
 def dense_row_gather(matrix: sp.spmatrix):
@@ -27,6 +27,28 @@ def dense_row_gather(matrix: sp.spmatrix):
         where = tf.stack([picked.value_rowids(), picked.flat_values], axis=1)
         return tf.scatter_nd(where, tf.gather(values, index).flat_values,
                              tf.stack([tf.shape(index, out_type=tf.int64)[0], width]))
+
+    return gather
+
+
+def sparse_row_gather(matrix: sp.spmatrix):
+    """``gather(index) -> tf.SparseTensor`` of shape ``(len(index), n_cols)``: the given rows of ``matrix``,
+    entries in row-major order with sorted columns. Nothing of the width of the catalogue is made
+    dense: what a model that reads only the nonzeros (a sampled softmax) is fed."""
+    import tensorflow as tf
+
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    matrix.sort_indices()
+    width = matrix.shape[1]
+    splits = matrix.indptr.astype(np.int64)
+    cols = tf.RaggedTensor.from_row_splits(tf.constant(matrix.indices, tf.int64), splits, validate=False)
+    values = tf.RaggedTensor.from_row_splits(tf.constant(matrix.data, tf.float32), splits, validate=False)
+
+    def gather(index):
+        picked = tf.gather(cols, index)
+        where = tf.stack([picked.value_rowids(), picked.flat_values], axis=1)
+        return tf.SparseTensor(where, tf.gather(values, index).flat_values,
+                               tf.stack([tf.shape(index, out_type=tf.int64)[0], width]))
 
     return gather
 

@@ -12,6 +12,13 @@ The last hidden activation of the decoder, :meth:`MultinomialAutoencoder.user_co
 a column of the output kernel plus its bias is the item's logit: that is what makes an inner
 product index over the output layer return the model's own ranking.
 
+Large catalogues (``sampled_softmax=S``): the loss's normaliser ``log Σ_j exp(logit_j)`` is estimated
+from the user's own items (exactly) and ``S`` negatives shared by the batch, drawn with replacement
+from ``q_j ∝ popularity_j ** 0.75`` (:attr:`MultinomialAutoencoder.sampling_weights`) and weighted
+``1 / (S q_j)`` (the importance-sampling correction; a negative that is one of the user's items is
+dropped). The input layer then multiplies the sparse row (its nonzeros only), so an update costs
+the user's items and the ``S`` negatives instead of two passes over the whole catalogue.
+
 For serving, :meth:`MultinomialAutoencoder.numpy_user_code` computes the same user code in NumPy
 from a snapshot of the weights (:class:`NumpyInference`): a few small matrix products on the
 user's sparse row instead of milliseconds of TensorFlow overhead per eager call.
@@ -23,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from keras import layers, ops
 
-__all__ = ["MultinomialAutoencoder", "NumpyInference", "multinomial_nll"]
+__all__ = ["MultinomialAutoencoder", "NumpyInference", "multinomial_nll", "sampled_multinomial_nll"]
 
 
 class NumpyInference:
@@ -105,6 +112,48 @@ def multinomial_nll(x, logits):
     return -ops.mean(ops.sum(ops.log_softmax(logits, axis=-1) * x, axis=-1))
 
 
+def sampled_multinomial_nll(x, h, kernel, bias, negatives, log_q):
+    """:func:`multinomial_nll` with the softmax's normaliser estimated by sampling.
+
+    ``-Σ_i x_ui log softmax_i = Σ_i x_ui (log Z_u - logit_ui)``; ``Z_u = Σ_j exp(logit_uj)`` is taken
+    as the exact sum over the user's own items plus ``Σ_{s ∉ items(u)} exp(logit_us) / (S q_s)`` over
+    the ``S`` shared ``negatives`` (drawn with replacement from ``q``, ``log_q`` their log-probabilities):
+    an unbiased estimate of the rest of the catalogue. Only the logits of the users' items and of the
+    distinct negatives are computed (a negative drawn ``c`` times counts ``c`` times).
+
+    Parameters
+    ----------
+    x : (B, I) tf.SparseTensor (entries row-major) or dense rows; h : (B, d) user codes;
+    kernel : (d, I); bias : (I,); negatives : (S,) int; log_q : (S,) float
+    """
+    import tensorflow as tf
+
+    if not isinstance(x, tf.SparseTensor):
+        x = tf.sparse.from_dense(x)
+    n_rows, n_items = tf.shape(h)[0], tf.shape(kernel)[1]
+    rows, cols, weights = tf.cast(x.indices[:, 0], tf.int32), tf.cast(x.indices[:, 1], tf.int32), x.values
+    items = tf.transpose(kernel)  # (I, d): rows are gathered below, forward and backward
+    positive = tf.reduce_sum(tf.gather(h, rows) * tf.gather(items, cols), axis=1) + tf.gather(bias, cols)
+    drawn, slot_of_draw, count = tf.unique_with_counts(tf.cast(negatives, tf.int32))
+    log_q = tf.math.unsorted_segment_max(log_q, slot_of_draw, tf.size(drawn))  # one value per distinct item
+    sampled = tf.cast(tf.size(negatives), tf.float32)
+    correction = tf.math.log(tf.cast(count, tf.float32)) - tf.math.log(sampled) - log_q
+    negative = tf.matmul(h, tf.gather(items, drawn), transpose_b=True) + tf.gather(bias, drawn) + correction
+    # accidental hits: a drawn item that is one of the user's items does not count as a negative
+    slot = tf.tensor_scatter_nd_update(tf.fill([n_items], -1), drawn[:, None], tf.range(tf.size(drawn)))
+    slot_of_positive = tf.gather(slot, cols)
+    is_drawn = slot_of_positive >= 0
+    hits = tf.scatter_nd(tf.stack([tf.boolean_mask(rows, is_drawn), tf.boolean_mask(slot_of_positive, is_drawn)], 1),
+                         tf.ones(tf.reduce_sum(tf.cast(is_drawn, tf.int32)), tf.bool), tf.shape(negative))
+    negative = tf.where(hits, tf.float32.min, negative)
+    top = tf.math.unsorted_segment_max(positive, rows, n_rows)
+    top = tf.maximum(top, tf.reduce_max(negative, axis=1))
+    mass = (tf.math.unsorted_segment_sum(tf.exp(positive - tf.gather(top, rows)), rows, n_rows)
+            + tf.reduce_sum(tf.exp(negative - top[:, None]), axis=1))
+    log_z = top + tf.math.log(mass)
+    return tf.reduce_mean(tf.math.unsorted_segment_sum(weights * (tf.gather(log_z, rows) - positive), rows, n_rows))
+
+
 @keras.saving.register_keras_serializable(package="aerec")
 class MultinomialAutoencoder(NumpyInference, keras.Model):
     """Multinomial-likelihood autoencoder over item interaction rows (Mult-VAE / Mult-DAE).
@@ -124,8 +173,17 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
         Rate of the dropout applied to the normalised input in training.
     weight_decay : float, default 0.0
         L2 penalty on the kernels, ``weight_decay * sum(w ** 2)`` per layer.
+    sampled_softmax : int, default 0
+        Train with this many sampled negatives per batch instead of the full softmax (0). Inference
+        is unchanged: every item's logit.
     seed : int, optional
-        Seed of the initial weights, the dropout masks and the reparameterisation noise.
+        Seed of the initial weights, the dropout masks, the reparameterisation noise and the negatives.
+
+    Attributes
+    ----------
+    sampling_weights : keras.Variable, shape (n_items,)
+        Unnormalised probabilities of drawing each item as a negative (ones until the owner sets
+        them, e.g. to popularity ** 0.75).
 
     Examples
     --------
@@ -137,9 +195,11 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
     """
 
     def __init__(self, n_items: int, hidden_dim: int = 600, latent_dim: int = 200, variational: bool = True,
-                 dropout: float = 0.5, weight_decay: float = 0.0, seed: int | None = None, **kwargs):
+                 dropout: float = 0.5, weight_decay: float = 0.0, sampled_softmax: int = 0, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.n_items = int(n_items)
+        self.sampled_softmax = int(sampled_softmax or 0)
         self.hidden_dim = int(hidden_dim)
         self.latent_dim = int(latent_dim)
         self.variational = bool(variational)
@@ -166,6 +226,10 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
         self.output_layer = dense(self.n_items, None, "item_logits", 4)
         self.beta = keras.Variable(0.0, trainable=False, dtype="float32", name="beta")
         self.noise_seed = keras.random.SeedGenerator(None if seed is None else seed + 1000)
+        if self.sampled_softmax:
+            self.sampling_weights = self.add_weight(shape=(self.n_items,), initializer="ones", trainable=False,
+                                                    name="sampling_weights")
+            self.sample_seed = keras.random.SeedGenerator(None if seed is None else seed + 2000)
 
     @property
     def code_dim(self) -> int:
@@ -185,15 +249,41 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
 
     def encode(self, x, training=False):
         """Mean (and log-variance, for the VAE; else None) of the code of each row."""
-        x = ops.convert_to_tensor(x, dtype="float32")
-        x = x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
-        x = self.input_dropout(x, training=training)
-        if self.encoder_hidden is not None:
-            x = self.encoder_hidden(x)
-        code = self.encoder_code(x)
+        first = self.encoder_hidden if self.encoder_hidden is not None else self.encoder_code
+        if training and self.sampled_softmax:
+            x = first.activation(self._sparse_product(x, first.kernel) + first.bias)
+        else:
+            x = ops.convert_to_tensor(x, dtype="float32")
+            x = x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
+            x = first(self.input_dropout(x, training=training))
+        code = self.encoder_code(x) if self.encoder_hidden is not None else x
         if self.variational:
             return code[:, : self.latent_dim], code[:, self.latent_dim:]
         return code, None
+
+    def _sparse_product(self, x, kernel):
+        """``dropout(x / |x|) @ kernel`` over the nonzeros of ``x`` only (training with a sampled softmax)."""
+        import tensorflow as tf
+
+        if not isinstance(x, tf.SparseTensor):
+            x = tf.sparse.from_dense(ops.convert_to_tensor(x, dtype="float32"))
+        rows, values = x.indices[:, 0], x.values
+        norms = tf.math.unsorted_segment_sum(tf.square(values), rows, x.dense_shape[0])
+        values = values * tf.gather(tf.math.rsqrt(tf.maximum(norms, 1e-12)), rows)
+        if self.dropout_rate > 0:
+            keep = keras.random.uniform(tf.shape(values), seed=self.noise_seed) >= self.dropout_rate
+            values = tf.where(keep, values / (1.0 - self.dropout_rate), 0.0)
+        # the rows of the kernel the nonzeros pick, weighted and summed per row (its gradient touches only them)
+        return tf.math.unsorted_segment_sum(values[:, None] * tf.gather(kernel, x.indices[:, 1]), rows, x.dense_shape[0])
+
+    def sample_negatives(self):
+        """``sampled_softmax`` item indices drawn with replacement ∝ :attr:`sampling_weights`, and their log-probabilities."""
+        weights = ops.convert_to_tensor(self.sampling_weights)
+        cdf = ops.cumsum(weights)
+        total = cdf[-1]
+        draws = keras.random.uniform((self.sampled_softmax,), seed=self.sample_seed) * total
+        negatives = ops.minimum(ops.searchsorted(cdf, draws, side="right"), self.n_items - 1)
+        return negatives, ops.log(ops.take(weights, negatives) / total)
 
     def user_code(self, x):
         """``h_u``: the decoder's last hidden activation at the code's mean (no dropout, no sampling)."""
@@ -255,11 +345,18 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
             z = mean + std * keras.random.normal(ops.shape(std), seed=self.noise_seed)
             kl = ops.mean(ops.sum(0.5 * (ops.exp(log_var) + ops.square(mean) - 1.0 - log_var), axis=-1))
             self.add_loss(self.beta * kl)
+        if training and self.sampled_softmax:
+            return self.decode_hidden(z)  # the user codes: compute_loss takes the logits it needs
         return self.output_layer(self.decode_hidden(z))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # the target is the input row itself; self.losses holds the KL term and the weight decay
-        loss = multinomial_nll(x, y_pred)
+        if training and self.sampled_softmax:
+            negatives, log_q = self.sample_negatives()
+            loss = sampled_multinomial_nll(x, y_pred, self.output_layer.kernel,
+                                           self.output_layer.bias, negatives, log_q)
+        else:
+            loss = multinomial_nll(x, y_pred)
         for extra in self.losses:
             loss = loss + ops.cast(extra, "float32")
         return loss
@@ -268,5 +365,5 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
         config = super().get_config()
         config.update(n_items=self.n_items, hidden_dim=self.hidden_dim, latent_dim=self.latent_dim,
                       variational=self.variational, dropout=self.dropout_rate, weight_decay=self.weight_decay,
-                      seed=self.seed)
+                      sampled_softmax=self.sampled_softmax, seed=self.seed)
         return config

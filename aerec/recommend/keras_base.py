@@ -85,15 +85,19 @@ class KerasRecommender(Recommender):
         return []
 
     # --- training --------------------------------------------------------------------------
+    #: the network reads batches as ``tf.SparseTensor`` rather than dense rows
+    _sparse_batches = False
+
     def _dataset(self, matrix: sp.csr_matrix):
-        """Endless shuffled batches of users as dense ``(batch, n_items)`` rows, gathered from the sparse matrix
-        in the input pipeline: the whole users x items matrix is never dense."""
+        """Endless shuffled batches of users as dense ``(batch, n_items)`` rows (``tf.SparseTensor`` when
+        ``_sparse_batches``), gathered from the sparse matrix in the input pipeline: the whole users x
+        items matrix is never dense."""
         import tensorflow as tf
 
-        from ..models.batches import dense_row_gather
+        from ..models.batches import dense_row_gather, sparse_row_gather
 
         n_users = matrix.shape[0]
-        gather = dense_row_gather(matrix)
+        gather = (sparse_row_gather if self._sparse_batches else dense_row_gather)(matrix)
 
         def dense_rows(users):
             rows = gather(users)

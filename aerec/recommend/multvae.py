@@ -1,11 +1,22 @@
 """`MultVAE` and `MultDAE`: the multinomial-likelihood autoencoders of Liang et al. (2018) behind the recommender contract."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..base import register
-from ..params import Interval
+from ..params import Interval, Options
 from .keras_base import KerasRecommender
 
 __all__ = ["MultVAE", "MultDAE"]
+
+#: the docstring of ``sampled_softmax``, shared by both models
+_SAMPLED_SOFTMAX = """sampled_softmax : "auto", int or None, default "auto"
+        Train the softmax over items on the user's own items and this many negatives per batch,
+        drawn ∝ popularity ** 0.75 with the importance-sampling correction (see
+        :func:`aerec.models.vae.sampled_multinomial_nll`); the input layer then reads only each
+        row's nonzeros. None trains the full softmax. ``"auto"``: the full softmax below
+        {threshold:,} items, else {negatives:,} negatives. Scores, codes and fold-in are the same
+        full-catalogue logits either way."""
 
 
 class _MultinomialRecommender(KerasRecommender):
@@ -17,7 +28,23 @@ class _MultinomialRecommender(KerasRecommender):
         "hidden_dim": [Interval("int", 0, None)],
         "code_dim": [Interval("int", 1, None)],
         "l2": [Interval("real", 0, None)],
+        "sampled_softmax": [Options("auto"), Interval("int", 1, None), None],
     }
+    #: ``sampled_softmax="auto"`` samples from this many items up, with this many negatives
+    _sampled_from_items = 10_000
+    _auto_negatives = 2_048
+
+    def __init_subclass__(cls, **kwargs):
+        if cls.__doc__ and "{sampled_softmax}" in cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("{sampled_softmax}", _SAMPLED_SOFTMAX.format(
+                threshold=cls._sampled_from_items, negatives=cls._auto_negatives))
+        super().__init_subclass__(**kwargs)
+
+    def sampled_negatives(self, n_items: int) -> int:
+        """The negatives per batch that ``fit`` uses for ``n_items`` items (0: the full softmax)."""
+        if self.sampled_softmax == "auto":
+            return self._auto_negatives if n_items >= self._sampled_from_items else 0
+        return min(int(self.sampled_softmax or 0), n_items)
 
     @classmethod
     def network_class(cls):
@@ -28,8 +55,11 @@ class _MultinomialRecommender(KerasRecommender):
     def _build_network(self, n_users: int, n_items: int):
         network = self.network_class()(
             n_items, hidden_dim=self.hidden_dim, latent_dim=self.code_dim, variational=self._variational,
-            dropout=self.dropout, weight_decay=self.l2, seed=self.seed)
+            dropout=self.dropout, weight_decay=self.l2, sampled_softmax=self.sampled_negatives(n_items), seed=self.seed)
         network.build((None, n_items))
+        self._sparse_batches = bool(network.sampled_softmax)  # the sampled loss reads only the nonzeros
+        if network.sampled_softmax:
+            network.sampling_weights.assign(np.maximum(self.item_popularity_, 1.0) ** 0.75)
         return network
 
 
@@ -67,6 +97,7 @@ class MultVAE(_MultinomialRecommender):
         L2 penalty ``l2 * sum(w ** 2)`` on every kernel.
     learning_rate : float, default 1e-3
         Adam's step size.
+    {sampled_softmax}
     {training_parameters}
 
     Attributes
@@ -91,8 +122,8 @@ class MultVAE(_MultinomialRecommender):
 
     def __init__(self, hidden_dim: int = 600, code_dim: int = 200, dropout: float = 0.5, beta_cap: float = 1.0,
                  anneal_steps: int | None = None, l2: float = 0.0, learning_rate: float = 1e-3,
-                 epochs: int = 200, batch_size: int = 500, patience: int | None = 50, seed: int = 0,
-                 verbose: int = 0):
+                 sampled_softmax: int | str | None = "auto", epochs: int = 200, batch_size: int = 500,
+                 patience: int | None = 50, seed: int = 0, verbose: int = 0):
         self.hidden_dim = hidden_dim
         self.code_dim = code_dim
         self.dropout = dropout
@@ -100,6 +131,7 @@ class MultVAE(_MultinomialRecommender):
         self.anneal_steps = anneal_steps
         self.l2 = l2
         self.learning_rate = learning_rate
+        self.sampled_softmax = sampled_softmax
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
@@ -146,6 +178,7 @@ class MultDAE(_MultinomialRecommender):
         L2 penalty ``l2 * sum(w ** 2)`` on every kernel (λ of the paper).
     learning_rate : float, default 3e-3
         Adam's step size.
+    {sampled_softmax}
     {training_parameters}
 
     Attributes
@@ -169,13 +202,14 @@ class MultDAE(_MultinomialRecommender):
     _variational = False
 
     def __init__(self, hidden_dim: int = 0, code_dim: int = 200, dropout: float = 0.5,
-                 l2: float = 0.001, learning_rate: float = 3e-3, epochs: int = 200, batch_size: int = 500,
-                 patience: int | None = 50, seed: int = 0, verbose: int = 0):
+                 l2: float = 0.001, learning_rate: float = 3e-3, sampled_softmax: int | str | None = "auto",
+                 epochs: int = 200, batch_size: int = 500, patience: int | None = 50, seed: int = 0, verbose: int = 0):
         self.hidden_dim = hidden_dim
         self.code_dim = code_dim
         self.dropout = dropout
         self.l2 = l2
         self.learning_rate = learning_rate
+        self.sampled_softmax = sampled_softmax
         self.epochs = epochs
         self.batch_size = batch_size
         self.patience = patience
