@@ -1,6 +1,7 @@
 """The ``aerec`` command line: thin shells over the public API."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -163,16 +164,23 @@ def recommend(
     bundle: Path = typer.Argument(..., help="A saved recommender bundle."),
     users: str = typer.Option(None, help="Comma-separated user ids."),
     history: Path = typer.Option(None, help="Or: a file of (user, item) rows of new users to fold in."),
+    all_users: bool = typer.Option(False, "--all", help="Or: every training user, streamed to --output (Parquet)."),
     k: int = typer.Option(10, min=1),
     output: Path = typer.Option(None, "--output", "-o", help="Write CSV/TSV/Parquet here instead of stdout."),
 ):
-    """Top-k recommendations for known users (--users) or for new users' histories (--history)."""
+    """Top-k recommendations for known users (--users), new users' histories (--history) or all users (--all)."""
     import aerec
     from .data import read_table
 
-    if (users is None) == (history is None):
-        _fail("give exactly one of --users and --history")
+    if (users is not None) + (history is not None) + all_users != 1:
+        _fail("give exactly one of --users, --history and --all")
+    if all_users and (output is None or output.suffix.lower() not in (".parquet", ".pq")):
+        _fail("--all writes Parquet in batches: give --output FILE.parquet")
     model = aerec.load(bundle)
+    if all_users:
+        rows = model.recommend_all(output, k=k, progress=sys.stderr.isatty())
+        typer.echo(f"wrote {rows} recommendations of {len(model.users_)} users to {output}")
+        return
     if users:
         recs = model.recommend(_ids(users, model.users_), k=k)
     else:

@@ -61,6 +61,13 @@ def test_fit_recommend_similar_evaluate_roundtrip(tmp_path):
     result = runner.invoke(app, ["evaluate", str(bundle), "--test", str(test)])
     assert result.exit_code == 0 and "ndcg@100" in result.output
 
+    every = tmp_path / "all.parquet"
+    result = runner.invoke(app, ["recommend", str(bundle), "--all", "--k", "5", "-o", str(every)])
+    assert result.exit_code == 0 and f"wrote {5 * len(model.users_)} recommendations" in result.output
+    pd.testing.assert_frame_equal(pd.read_parquet(every), model.recommend(model.users_.ids, k=5))
+    result = runner.invoke(app, ["recommend", str(bundle), "--all", "-o", str(tmp_path / "all.csv")])
+    assert result.exit_code == 1 and "give --output FILE.parquet" in result.output
+
 
 def test_cli_errors_name_the_problem(tmp_path):
     result = runner.invoke(app, ["fit", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "b")])

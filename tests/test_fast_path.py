@@ -165,3 +165,32 @@ def test_fold_in_through_the_public_api_matches_keras(small_positives):
     expected = model.items_.ids_of(np.argsort(-scores, axis=1, kind="stable")[:, :10].ravel())
     assert got["item"].tolist() == expected.tolist()
     assert isinstance(got, pd.DataFrame)
+
+
+def test_recommend_all_streams_batches_to_parquet_and_never_leaves_half_a_file(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    split = aerec.evaluate.load_protocol_a("weak", 0)
+    model = aerec.EASE(l2=200.0).fit(split["train"])
+    monkeypatch.setattr(model, "_score_batch", 100)  # 943 users: ten row groups
+    path = tmp_path / "recs.parquet"
+    assert model.recommend_all(path, k=20, progress=False) == 20 * len(model.users_)
+    assert pq.ParquetFile(path).num_row_groups == 10
+    pd.testing.assert_frame_equal(pd.read_parquet(path), model.recommend(model.users_.ids, k=20))
+    top = model.top_k(model.users_.ids, k=20)  # batched the same way
+    assert top.items[:, 0].tolist() == pd.read_parquet(path).query("rank == 1")["item"].tolist()
+    # a failure half-way leaves the earlier file as it was and no temporary file behind
+    calls = {"n": 0}
+    original = model._rank
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise MemoryError("out of memory in batch 3")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "_rank", failing)
+    before = path.read_bytes()
+    with pytest.raises(MemoryError):
+        model.recommend_all(path, k=5, progress=False)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["recs.parquet"]

@@ -373,7 +373,14 @@ class Recommender(ItemCatalogue, BaseEstimator):
 
     # --- arrays: the fast path of servers ----------------------------------------------------
     def _top_k(self, rows, user_index, k: int, exclude_seen: bool, via: str, ignored=None) -> TopK:
-        idx, vals = self._top_items(rows, user_index, k, exclude_seen, None, via)
+        if rows.shape[0] <= self._score_batch:
+            idx, vals = self._top_items(rows, user_index, k, exclude_seen, None, via)
+        else:  # batches bound the dense scores at _score_batch x n_items
+            parts = [self._top_items(rows[start:start + self._score_batch],
+                                     None if user_index is None else user_index[start:start + self._score_batch],
+                                     k, exclude_seen, None, via)
+                     for start in range(0, rows.shape[0], self._score_batch)]
+            idx, vals = np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
         counts = np.isfinite(vals).sum(axis=1)
         return TopK(self.items_.ids_of(idx.ravel()).reshape(idx.shape), vals.astype(np.float32, copy=False),
                     counts, ignored)
@@ -482,6 +489,75 @@ class Recommender(ItemCatalogue, BaseEstimator):
             out = out.sort_values(["user", "rank"], key=lambda s: s.map(order) if s.name == "user" else s,
                                   kind="stable").reset_index(drop=True)
         return out
+
+    def recommend_all(self, path, k: int = 100, users=None, exclude_seen: bool = True, via: str = "model",
+                      progress: bool = True):
+        """Write the top-``k`` items of every training user (or of ``users``) to a Parquet file, in batches.
+
+        The DataFrame of all users' lists can be larger than memory (100 items for each of 10⁶ users
+        is 10⁸ rows): each batch of users is scored and written as a row group of its own, so memory
+        stays that of one batch. The file is written under a temporary name beside ``path`` and
+        renamed when complete: an interrupted run leaves no partial file at ``path``.
+
+        Parameters
+        ----------
+        path : str or Path
+            The Parquet file to write (replaced if it exists).
+        k, exclude_seen, via
+            As in :meth:`recommend`.
+        users : list of ids, optional
+            Training users to write, in this order; by default all of them, in training order.
+        progress : bool, default True
+            Show a progress bar (tqdm) over the users.
+
+        Returns
+        -------
+        int
+            The number of rows written (columns ``user, item, score, rank``, as :meth:`recommend`).
+        """
+        import os
+        import tempfile
+        from pathlib import Path
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from tqdm.auto import tqdm
+
+        self._check_fitted()
+        _check_via(via)
+        k = self._check_k(k, len(self.items_))
+        path = Path(path)
+        if path.is_dir():
+            raise DataValidationError(f"{path} is a directory; give the path of the Parquet file to write")
+        index = (np.arange(len(self.users_)) if users is None
+                 else self.users_.index_of(pd.unique(pd.Series(as_list(users), dtype=object))))
+        X = self.interactions_.matrix
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.writing-{os.getpid()}-")
+        os.close(fd)
+        written, writer = 0, None
+        try:
+            with tqdm(total=len(index), unit="user", desc="recommend_all", disable=not progress) as bar:
+                for start in range(0, len(index), self._score_batch):
+                    chunk = index[start:start + self._score_batch]
+                    frame = self._rank(X[chunk], chunk, self.users_.ids_of(chunk), k, exclude_seen, None, via)
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+                    written += len(frame)
+                    bar.update(len(chunk))
+            if writer is None:  # no users: an empty file with the columns
+                pq.write_table(pa.Table.from_pandas(_frame([], ["user", "item", "score", "rank"]), preserve_index=False), tmp)
+            else:
+                writer.close()
+            os.replace(tmp, path)
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return written
 
     def _history_matrix(self, history, user: str, item: str, what: str = "history") -> Interactions:
         check_columns(history, [user, item], what)
