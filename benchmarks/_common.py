@@ -1,8 +1,11 @@
-"""Helpers shared by the benchmark scripts: the machine, markdown tables."""
+"""Helpers shared by the benchmark scripts: the machine, its matmul rate, memory readings, markdown tables."""
 from __future__ import annotations
 
 import os
 import platform
+import resource
+import statistics
+import time
 
 import pandas as pd
 
@@ -20,6 +23,49 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def matmul_rate(m: int = 2048, k: int | None = None, n: int | None = None, repeats: int = 10) -> float:
+    """Median float32 ``tf.matmul`` GFLOP/s for (m x k) @ (k x n); square (m x m) @ (m x m) by default."""
+    import tensorflow as tf
+
+    k, n = k or m, n or m
+    a = tf.random.uniform((m, k), dtype=tf.float32, seed=0)
+    b = tf.random.uniform((k, n), dtype=tf.float32, seed=1)
+    tf.matmul(a, b).numpy()  # warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * m * k * n / statistics.median(times) / 1e9
+
+
+def rss_peak() -> int:
+    """Peak resident set size of this process so far, in bytes (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) so a later read covers only what follows; Linux only."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def vm(field: str) -> int | None:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``, ...) in bytes; None where there is none."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def markdown(frame: pd.DataFrame, index: bool = True) -> str:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,7 +33,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import emit, machine, markdown  # noqa: E402
+from _common import emit, machine, markdown, matmul_rate, reset_peak, rss_peak, vm  # noqa: E402
 from aerec.models.ease import ease_memory_bytes  # noqa: E402
 
 GIB = 2**30
@@ -49,47 +47,6 @@ def interactions(n_users: int, n_items: int, n_interactions: int, zipf: float, s
     items[:n_items] = rng.permutation(n_items)  # every item is in the catalogue
     users = rng.integers(0, n_users, size=n_interactions)
     return pd.DataFrame({"user": users, "item": items}).drop_duplicates(ignore_index=True)
-
-
-def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """Median float32 ``tf.matmul`` GFLOP/s for (n x n) @ (n x n)."""
-    import tensorflow as tf
-
-    a = tf.random.uniform((n, n), dtype=tf.float32, seed=0)
-    b = tf.random.uniform((n, n), dtype=tf.float32, seed=1)
-    tf.matmul(a, b).numpy()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tf.matmul(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def _rss_peak() -> int:
-    """Peak resident set size of this process so far, in bytes (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS mark (VmHWM) so a later read covers only what follows; Linux only."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _vm(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def main(argv=None) -> str:
@@ -109,14 +66,14 @@ def main(argv=None) -> str:
     df = interactions(args.users, args.items, args.interactions, args.zipf, args.seed)
     rate = matmul_rate()  # imports TensorFlow, so the fit below does not pay for it
 
-    rss_before = _vm("VmRSS")
-    peak_before = _rss_peak()
-    resettable = _reset_peak()
+    rss_before = vm("VmRSS")
+    peak_before = rss_peak()
+    resettable = reset_peak()
     start = time.perf_counter()
     model = aerec.EASE(l2=args.l2).fit(df)
     seconds = time.perf_counter() - start
-    peak_after = _rss_peak()
-    fit_peak = _vm("VmHWM") if resettable else None
+    peak_after = rss_peak()
+    fit_peak = vm("VmHWM") if resettable else None
 
     n = model.B_.shape[0]
     solve_flops = (1 / 3 + 1 + 2) * n**3

@@ -48,7 +48,7 @@ def test_sampled_loss_estimates_the_full_multinomial_loss():
     q = rng.random(50) + 0.1
     q /= q.sum()  # not uniform: the 1 / (S q) correction must undo it
     negatives = rng.choice(50, size=100_000, p=q)
-    args = [tf.constant(a, tf.float32) for a in (h, kernel, bias)]
+    args = [tf.constant(a, tf.float32) for a in (h, kernel.T, bias)]
     estimate = float(sampled_multinomial_nll(tf.sparse.from_dense(x), *args, tf.constant(negatives), tf.constant(np.log(q[negatives]), tf.float32)))
     assert estimate == pytest.approx(exact, rel=2e-3)
     # every item drawn, none counted twice: a user's own items are never in the sampled normaliser
@@ -58,8 +58,8 @@ def test_sampled_loss_estimates_the_full_multinomial_loss():
 
 
 def test_auto_samples_only_large_catalogues():
-    assert MultDAE().sampled_negatives(9_999) == 0
-    assert MultDAE().sampled_negatives(20_000) == MultDAE._auto_negatives
+    assert MultDAE().sampled_negatives(MultDAE._sampled_from_items - 1) == 0
+    assert MultDAE().sampled_negatives(MultDAE._sampled_from_items) == MultDAE._auto_negatives
     assert MultVAE(sampled_softmax=None).sampled_negatives(50_000) == 0
     assert MultVAE(sampled_softmax=500).sampled_negatives(300) == 300
     with pytest.raises(ValueError, match="sampled_softmax must be"):
@@ -262,3 +262,23 @@ def test_defaults_on_a1_seed0(cls, floor):
     model = cls(seed=0).fit(split["train"], valid=split["valid"])
     ndcg = aerec.evaluate.evaluate_weak(model, split["test"], exclude=split["valid"], metrics=["ndcg@100"]).mean()
     assert ndcg["ndcg@100"] > floor
+
+
+def test_lazy_adam_moves_only_the_rows_a_sparse_gradient_holds():
+    import tensorflow as tf
+
+    from aerec.models.optimizers import LazyAdam
+
+    start = np.arange(12, dtype="float32").reshape(4, 3)
+    lazy_w, dense_w = keras.Variable(start.copy()), keras.Variable(start.copy())
+    lazy, dense = LazyAdam(0.1), keras.optimizers.Adam(0.1)
+    values = np.array([[1.0, -2.0, 0.5], [0.5, 0.5, 0.5], [3.0, 0.0, -1.0]], dtype="float32")
+    rows = np.array([2, 0, 2])  # row 2 twice: summed, as a dense gradient would have it
+    grad = np.zeros((4, 3), dtype="float32")
+    np.add.at(grad, rows, values)
+    for _ in range(3):
+        lazy.apply([tf.IndexedSlices(tf.constant(values), tf.constant(rows), tf.constant([4, 3]))], [lazy_w])
+        dense.apply([tf.constant(grad)], [dense_w])
+    got, want = np.asarray(lazy_w), np.asarray(dense_w)
+    np.testing.assert_allclose(got[[0, 2]], want[[0, 2]], rtol=1e-5)  # touched rows: Adam's own steps
+    np.testing.assert_array_equal(got[[1, 3]], start[[1, 3]])  # untouched rows: not moved at all

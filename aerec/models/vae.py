@@ -112,7 +112,7 @@ def multinomial_nll(x, logits):
     return -ops.mean(ops.sum(ops.log_softmax(logits, axis=-1) * x, axis=-1))
 
 
-def sampled_multinomial_nll(x, h, kernel, bias, negatives, log_q):
+def sampled_multinomial_nll(x, h, items, bias, negatives, log_q):
     """:func:`multinomial_nll` with the softmax's normaliser estimated by sampling.
 
     ``-Σ_i x_ui log softmax_i = Σ_i x_ui (log Z_u - logit_ui)``; ``Z_u = Σ_j exp(logit_uj)`` is taken
@@ -124,15 +124,15 @@ def sampled_multinomial_nll(x, h, kernel, bias, negatives, log_q):
     Parameters
     ----------
     x : (B, I) tf.SparseTensor (entries row-major) or dense rows; h : (B, d) user codes;
-    kernel : (d, I); bias : (I,); negatives : (S,) int; log_q : (S,) float
+    items : (I, d) item codes (the output kernel, transposed); bias : (I,); negatives : (S,) int;
+    log_q : (S,) float. The gradients of ``items`` and ``bias`` are row-sparse (``tf.IndexedSlices``).
     """
     import tensorflow as tf
 
     if not isinstance(x, tf.SparseTensor):
         x = tf.sparse.from_dense(x)
-    n_rows, n_items = tf.shape(h)[0], tf.shape(kernel)[1]
+    n_rows, n_items = tf.shape(h)[0], tf.shape(items)[0]
     rows, cols, weights = tf.cast(x.indices[:, 0], tf.int32), tf.cast(x.indices[:, 1], tf.int32), x.values
-    items = tf.transpose(kernel)  # (I, d): rows are gathered below, forward and backward
     positive = tf.reduce_sum(tf.gather(h, rows) * tf.gather(items, cols), axis=1) + tf.gather(bias, cols)
     drawn, slot_of_draw, count = tf.unique_with_counts(tf.cast(negatives, tf.int32))
     log_q = tf.math.unsorted_segment_max(log_q, slot_of_draw, tf.size(drawn))  # one value per distinct item
@@ -152,6 +152,39 @@ def sampled_multinomial_nll(x, h, kernel, bias, negatives, log_q):
             + tf.reduce_sum(tf.exp(negative - top[:, None]), axis=1))
     log_z = top + tf.math.log(mass)
     return tf.reduce_mean(tf.math.unsorted_segment_sum(weights * (tf.gather(log_z, rows) - positive), rows, n_rows))
+
+
+@keras.saving.register_keras_serializable(package="aerec")
+class ItemLogits(layers.Layer):
+    """``logits = h Wᵀ + b`` with the item codes ``W`` stored item-major, ``(n_items, d)``.
+
+    The output layer of a sampled softmax: a batch gathers the rows of the items it scores, so
+    their gradients are row-sparse (``tf.IndexedSlices``) and :class:`~aerec.models.optimizers.LazyAdam`
+    updates only those rows. ``kernel`` is ``Wᵀ``, as a ``Dense`` layer's.
+    """
+
+    def __init__(self, n_items: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_items, self.seed = int(n_items), seed
+
+    def build(self, input_shape):
+        self.item_kernel = self.add_weight(shape=(self.n_items, int(input_shape[-1])), name="item_kernel",
+                                           initializer=keras.initializers.GlorotUniform(seed=self.seed))
+        self.bias = self.add_weight(shape=(self.n_items,), name="bias", initializer=keras.initializers.TruncatedNormal(
+            stddev=0.001, seed=None if self.seed is None else self.seed + 1))
+        self.built = True
+
+    @property
+    def kernel(self):
+        return ops.transpose(self.item_kernel)
+
+    def call(self, h):
+        return ops.matmul(h, ops.transpose(self.item_kernel)) + self.bias
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(n_items=self.n_items, seed=self.seed)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="aerec")
@@ -208,22 +241,30 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
         self.seed = seed
         reg = keras.regularizers.L2(self.weight_decay) if self.weight_decay > 0 else None
 
-        def dense(units, activation, name, j):
+        def dense(units, activation, name, j, penalised=True):
             # one seed per layer: an initializer given an int seed draws the same numbers on every call
             s = None if seed is None else seed + 2 * j
-            return layers.Dense(units, activation=activation, name=name, kernel_regularizer=reg,
+            return layers.Dense(units, activation=activation, name=name, kernel_regularizer=reg if penalised else None,
                                 kernel_initializer=keras.initializers.GlorotUniform(seed=s),
                                 bias_initializer=keras.initializers.TruncatedNormal(
                                     stddev=0.001, seed=None if s is None else s + 1))
 
+        # with a sampled softmax the item x width matrices are penalised row by row in compute_loss
+        # (the rows a batch touches), so that their gradients stay row-sparse
+        sampled = bool(self.sampled_softmax)
         self.input_dropout = layers.Dropout(self.dropout_rate, seed=seed, name="input_dropout")
         # hidden_dim=0 drops the hidden layers: [I-latent-I], the shape of the paper's Mult-DAE example
-        self.encoder_hidden = dense(self.hidden_dim, "tanh", "encoder_hidden", 1) if self.hidden_dim else None
+        self.encoder_hidden = (dense(self.hidden_dim, "tanh", "encoder_hidden", 1, penalised=not sampled)
+                               if self.hidden_dim else None)
         # the VAE's encoder emits mean and log-variance side by side; the DAE's emits a tanh code
         self.encoder_code = dense(2 * self.latent_dim if self.variational else self.latent_dim,
-                                  None if self.variational else "tanh", "encoder_code", 2)
+                                  None if self.variational else "tanh", "encoder_code", 2,
+                                  penalised=not sampled or bool(self.hidden_dim))
         self.decoder_hidden = dense(self.hidden_dim, "tanh", "decoder_hidden", 3) if self.hidden_dim else None
-        self.output_layer = dense(self.n_items, None, "item_logits", 4)
+        if sampled:
+            self.output_layer = ItemLogits(self.n_items, seed=None if seed is None else seed + 8, name="item_logits")
+        else:
+            self.output_layer = dense(self.n_items, None, "item_logits", 4)
         self.beta = keras.Variable(0.0, trainable=False, dtype="float32", name="beta")
         self.noise_seed = keras.random.SeedGenerator(None if seed is None else seed + 1000)
         if self.sampled_softmax:
@@ -352,9 +393,17 @@ class MultinomialAutoencoder(NumpyInference, keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         # the target is the input row itself; self.losses holds the KL term and the weight decay
         if training and self.sampled_softmax:
+            import tensorflow as tf
+
             negatives, log_q = self.sample_negatives()
-            loss = sampled_multinomial_nll(x, y_pred, self.output_layer.kernel,
-                                           self.output_layer.bias, negatives, log_q)
+            items = self.output_layer.item_kernel
+            loss = sampled_multinomial_nll(x, y_pred, items, self.output_layer.bias, negatives, log_q)
+            if self.weight_decay > 0:  # the rows of the items this batch read, in and out
+                first = self.encoder_hidden if self.encoder_hidden is not None else self.encoder_code
+                seen = tf.unique(tf.cast(x.indices[:, 1], tf.int32))[0]
+                scored = tf.unique(tf.concat([seen, tf.cast(negatives, tf.int32)], 0))[0]
+                loss = loss + self.weight_decay * (tf.reduce_sum(tf.square(tf.gather(first.kernel, seen)))
+                                                   + tf.reduce_sum(tf.square(tf.gather(items, scored))))
         else:
             loss = multinomial_nll(x, y_pred)
         for extra in self.losses:

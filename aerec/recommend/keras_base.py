@@ -80,6 +80,12 @@ class KerasRecommender(Recommender):
         """Updates in one Keras epoch (one pass over the users unless the model says otherwise)."""
         return batches_per_pass
 
+    def _optimizer(self):
+        """The Keras optimizer ``fit`` trains with: Adam at ``learning_rate``."""
+        import keras
+
+        return keras.optimizers.Adam(learning_rate=self.learning_rate)
+
     def _callbacks(self, steps_per_epoch: int) -> list:
         """The model's own training callbacks (e.g. KL annealing), run before validation."""
         return []
@@ -134,7 +140,7 @@ class KerasRecommender(Recommender):
         self.network_ = self._build_network(n_users, n_items)
         steps_per_epoch = self._steps_per_epoch(-(-n_users // self.batch_size))
         # XLA and several steps per call were measured no faster here (A1: 2 updates per epoch)
-        self.network_.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), jit_compile=False)
+        self.network_.compile(optimizer=self._optimizer(), jit_compile=False)
 
         timer = EpochTimer()
         callbacks = [timer] + self._callbacks(steps_per_epoch)

@@ -30,8 +30,12 @@ class _MultinomialRecommender(KerasRecommender):
         "l2": [Interval("real", 0, None)],
         "sampled_softmax": [Options("auto"), Interval("int", 1, None), None],
     }
-    #: ``sampled_softmax="auto"`` samples from this many items up, with this many negatives
-    _sampled_from_items = 10_000
+    #: ``sampled_softmax="auto"`` samples from this many items up, with this many negatives. Measured on
+    #: this project's 2-core test machine (``benchmarks/softmax_bench.py``), a Mult-VAE update of 500 users
+    #: takes about as long either way at 20,000 items (the full softmax's products run at the machine's
+    #: matmul rate, the sampled one's gathers at its memory rate), 1.8x less sampled at 40,000 and 3.5x
+    #: less at 90,000.
+    _sampled_from_items = 50_000
     _auto_negatives = 2_048
 
     def __init_subclass__(cls, **kwargs):
@@ -39,6 +43,13 @@ class _MultinomialRecommender(KerasRecommender):
             cls.__doc__ = cls.__doc__.replace("{sampled_softmax}", _SAMPLED_SOFTMAX.format(
                 threshold=cls._sampled_from_items, negatives=cls._auto_negatives))
         super().__init_subclass__(**kwargs)
+
+    def _optimizer(self):
+        if not getattr(self, "_sparse_batches", False):
+            return super()._optimizer()
+        from ..models.optimizers import LazyAdam  # the item matrices' gradients are row-sparse
+
+        return LazyAdam(learning_rate=self.learning_rate)
 
     def sampled_negatives(self, n_items: int) -> int:
         """The negatives per batch that ``fit`` uses for ``n_items`` items (0: the full softmax)."""
