@@ -36,7 +36,10 @@ closed form). *GFLOP/s* are estimated FLOPs over that time, beside the float32 `
 
 *top-100 s*: the top 100 of every training user, seen items excluded (aerec ``top_k`` by the model,
 ALS ``recommend``; 1,024 users per call). *index s*: ``build_index("auto")`` (the FAISS factory it
-chose, the recall it measured). *save s*, *load s*, *MiB*: ``save`` / ``aerec.load`` and the
+chose, the recall@10 it measured). For an approximate index, *overlap@10* is the share of the exact
+top 10 of each held-out user (fold-in, seen items excluded) that ``via="index"`` returns; *overlap@100*
+the same for the top 100 with the index rebuilt ``recall_at=100`` (*index @100*: its search parameter
+and measured recall); *users/s* are fold-in lists per second through the index and through the model. *save s*, *load s*, *MiB*: ``save`` / ``aerec.load`` and the
 bundle's size on disk (ALS: its ``save`` npz plus the id arrays, ``AlternatingLeastSquares.load``).
 
     AEREC_DATA_HOME=../shared/data nice -n 10 python benchmarks/scale_bench.py --scales S1 S2 \\
@@ -118,16 +121,37 @@ class AerecRunner:
         for start in range(0, len(ids), BATCH):  # top_k scores all its users at once: batches bound the memory
             self.model.top_k(ids[start:start + BATCH], k=k)
 
-    def fold_in(self, histories: list, k: int) -> list[np.ndarray]:
+    def fold_in(self, histories: list, k: int, via: str = "model") -> list[np.ndarray]:
         recs = []
         for start in range(0, len(histories), BATCH):
-            top = self.model.top_k_for_histories(histories[start:start + BATCH], k=k)
+            top = self.model.top_k_for_histories(histories[start:start + BATCH], k=k, via=via)
             recs += [top.items[q, :c] for q, c in enumerate(top.counts)]
         return recs
 
     def build_index(self) -> str:
         index = self.model.build_index("auto").index_
         return f"{index.factory_}, recall {index.measured_recall_:.2f}"
+
+    def index_overlap(self, histories: list, exact: list) -> dict:
+        """How much of the exact lists (``exact``: the model's top 100 of the held-out users) the index's lists
+        hold, at 10 (the index as ``build_index("auto")`` tuned it, for recall@10) and at 100 (rebuilt with
+        ``recall_at=100``), and the users per second each way (fold-in, 1,024 users per call)."""
+        if self.model.index_.is_exact:
+            return {}
+        out = {}
+        for k in (10, 100):
+            if k == 100:
+                self.model.build_index("auto", recall_at=100)
+                out["index @100"] = f"{self.model.index_.search_params_}, recall {self.model.index_.measured_recall_:.3f}"
+            start = time.perf_counter()
+            approx = self.fold_in(histories, k, via="index")
+            out[f"index users/s @{k}"] = len(histories) / (time.perf_counter() - start)
+            out[f"overlap@{k}"] = float(np.mean([len(set(a.tolist()) & set(e[:k].tolist())) / max(1, min(k, len(e)))
+                                                 for a, e in zip(approx, exact)]))
+        start = time.perf_counter()
+        self.fold_in(histories, 10, via="model")
+        out["model users/s @10"] = len(histories) / (time.perf_counter() - start)
+        return out
 
     def save(self, path: Path) -> None:
         self.model.save(path)
@@ -273,6 +297,8 @@ def model_worker(args, scale: str, name: str) -> dict:
     start = time.perf_counter()
     row["index"] = runner.build_index()
     row["index s"] = time.perf_counter() - start if row["index"] else None
+    if row["index"] and hasattr(runner, "index_overlap"):
+        row.update(runner.index_overlap(histories, recs))
     with tempfile.TemporaryDirectory(dir=Path(args.cache_dir).expanduser()) as tmp:
         path, start = Path(tmp) / "bundle", time.perf_counter()
         runner.save(path)
@@ -325,7 +351,8 @@ def run(args, kind: str, scale: str = "S1", model: str = "popularity") -> dict:
 # --- report ---------------------------------------------------------------------------------------
 COLUMNS = {"fit s": ".1f", "s/epoch": ".2f", "GFLOP/s": ".1f", "% of matmul": ".0f", "peak RSS GiB": ".2f",
            "above data GiB": ".2f", "top-100 s": ".1f", "index s": ".2f", "index": "", "save s": ".2f",
-           "load s": ".2f", "MiB": ".1f", "NDCG@100": ".4f", "Recall@20": ".4f", "status": ""}
+           "load s": ".2f", "MiB": ".1f", "NDCG@100": ".4f", "Recall@20": ".4f", "overlap@10": ".3f", "index @100": "", "overlap@100": ".3f",
+           "index users/s @10": ".0f", "model users/s @10": ".0f", "status": ""}
 
 
 def table(rows: dict, rate: float) -> pd.DataFrame:

@@ -415,3 +415,14 @@ def test_tuning_measures_the_recall_of_lists_with_seen_items_excluded():
     np.testing.assert_array_equal(np.array(alone), aware.search_positions(queries[2_000:2_050], 10, exclude=seen[2_000:2_050])[0])
     with pytest.raises(DataValidationError, match=r"exclude must be a sparse matrix of shape \(2000, 8000\)"):
         EmbeddingIndex(metric="ip", kind="hnsw").build(X, queries=queries[:2_000], exclude=seen[:10])
+
+
+def test_recall_at_tunes_for_the_list_length_asked(corpus, tmp_path):
+    X, Q = corpus
+    at10 = EmbeddingIndex(metric="l2", kind="hnsw", seed=0).build(X)
+    at100 = EmbeddingIndex(metric="l2", kind="hnsw", seed=0, recall_at=100).build(X)
+    assert at100.search_params_["efSearch"] >= at10.search_params_["efSearch"]
+    truth = EmbeddingIndex(metric="l2", kind="flat").build(X).search(Q, k=100)
+    assert recall_of(at100.search(Q, k=100), truth) >= 0.93 and at100.measured_recall_ >= 0.95
+    at100.save(tmp_path / "index")
+    assert load_bundle(tmp_path / "index").recall_at == 100

@@ -212,7 +212,7 @@ class Recommender(ItemCatalogue, BaseEstimator):
         ``index_.measured_recall_``, tuned and measured on the recommendations of up to 2,000
         training users: their codes ``[h_u, 1]`` as queries (not held-out item codes), their seen
         items excluded by the same widened search that answers ``via="index"``, against the exact
-        top-10 of what is left.
+        top ``recall_at`` (10; pass e.g. ``recall_at=100`` for lists of 100) of what is left.
         """
         from ..index import EmbeddingIndex
 
