@@ -58,7 +58,7 @@ class EmbeddingIndex(BaseEstimator):
     kind : {"auto", "flat", "ivf", "hnsw"} or str, default "auto"
         ``"flat"`` is exact search. ``"ivf"`` is ``IVF{nlist},Flat`` with
         ``nlist = min(4 sqrt(n), n / 39)``; ``"hnsw"`` is ``HNSW32``. ``"auto"`` picks flat
-        below 10,000 vectors, HNSW while it fits in ``max_memory``, then IVF-Flat, then IVF-PQ.
+        below 10,000 vectors or 640,000 numbers (``n x d``: e.g. popularity's one-number codes), HNSW while it fits in ``max_memory``, then IVF-Flat, then IVF-PQ.
         Any other string is passed to :func:`faiss.index_factory` (e.g. ``"IVF1024,PQ16"``).
     recall_target : float or None, default 0.95
         Approximate indexes raise ``nprobe`` / ``efSearch`` until recall@``recall_at`` against exact search,
@@ -520,8 +520,8 @@ class EmbeddingIndex(BaseEstimator):
         if kind != "auto":
             return kind
         budget = self.max_memory if self.max_memory is not None else available_memory() // 2
-        if n < self._flat_below:
-            return "Flat"
+        if n < self._flat_below or n * d < self._flat_below * 64:
+            return "Flat"  # an exhaustive scan this small costs a query well under a millisecond
         # bytes per vector: HNSW keeps the vector and ~2M level-0 links (+ upper levels);
         # IVF keeps the code, an 8-byte id in its list and an 8-byte direct-map entry
         if n * (4 * d + 8.5 * self._hnsw_m + 16) <= budget:
@@ -584,7 +584,8 @@ class EmbeddingIndex(BaseEstimator):
             hit = meets(value)
         if not hit:
             warnings.warn(f"{self.factory_} reaches recall@{at} {measured[value][0]:.3f} < recall_target "
-                          f"{self.recall_target} even with {name}={value}; use kind='flat' or 'hnsw' for higher recall",
+                          f"{self.recall_target} even with {name}={value}; use "
+                          f"{'a higher-recall factory or ' if name == 'nprobe' else ''}kind='flat' for higher recall",
                           AerecWarning, stacklevel=3)
         elif value > lo:
             low, high = max(v for v in measured if v < value), value  # the last miss, the first hit

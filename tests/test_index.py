@@ -157,6 +157,8 @@ def test_auto_chooses_by_size_and_memory(corpus):
     X, _ = corpus
     assert EmbeddingIndex(kind="auto").build(X[:2000]).factory_ == "Flat"
     assert EmbeddingIndex(kind="auto").build(X).factory_ == "HNSW32"
+    # many vectors of very few numbers (popularity's codes): an exhaustive scan is cheapest, and exact
+    assert EmbeddingIndex(kind="auto").build(X[:, :2]).factory_ == "Flat"
     n, d = X.shape
     ivf = EmbeddingIndex(kind="auto", max_memory=n * (4 * d + 16)).build(X)
     assert ivf.factory_ == "IVF512,Flat" and ivf.measured_recall_ >= 0.95
