@@ -7,6 +7,18 @@ import scipy.sparse as sp
 __all__ = ["dense_row_gather", "sparse_row_gather", "masked_rows_dataset"]
 
 
+def _ragged_rows(matrix: sp.spmatrix):
+    """``(cols, values, width)``: the CSR rows of ``matrix`` (columns sorted) as two ragged tensors."""
+    import tensorflow as tf
+
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    matrix.sort_indices()
+    splits = matrix.indptr.astype(np.int64)
+    cols = tf.RaggedTensor.from_row_splits(tf.constant(matrix.indices, tf.int64), splits, validate=False)
+    values = tf.RaggedTensor.from_row_splits(tf.constant(matrix.data, tf.float32), splits, validate=False)
+    return cols, values, matrix.shape[1]
+
+
 def dense_row_gather(matrix: sp.spmatrix):
     """``gather(index) -> (len(index), n_cols)`` float32 tensor of the given rows of ``matrix`` made dense.
 
@@ -15,12 +27,7 @@ def dense_row_gather(matrix: sp.spmatrix):
     """
     import tensorflow as tf
 
-    matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    matrix.sort_indices()
-    width = matrix.shape[1]
-    splits = matrix.indptr.astype(np.int64)
-    cols = tf.RaggedTensor.from_row_splits(tf.constant(matrix.indices, tf.int64), splits, validate=False)
-    values = tf.RaggedTensor.from_row_splits(tf.constant(matrix.data, tf.float32), splits, validate=False)
+    cols, values, width = _ragged_rows(matrix)
 
     def gather(index):
         picked = tf.gather(cols, index)
@@ -37,12 +44,7 @@ def sparse_row_gather(matrix: sp.spmatrix):
     dense: what a model that reads only the nonzeros (a sampled softmax) is fed."""
     import tensorflow as tf
 
-    matrix = sp.csr_matrix(matrix, dtype=np.float32)
-    matrix.sort_indices()
-    width = matrix.shape[1]
-    splits = matrix.indptr.astype(np.int64)
-    cols = tf.RaggedTensor.from_row_splits(tf.constant(matrix.indices, tf.int64), splits, validate=False)
-    values = tf.RaggedTensor.from_row_splits(tf.constant(matrix.data, tf.float32), splits, validate=False)
+    cols, values, width = _ragged_rows(matrix)
 
     def gather(index):
         picked = tf.gather(cols, index)
