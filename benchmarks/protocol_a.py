@@ -32,6 +32,7 @@ MODELS = {
     "MultDAE": (lambda seed: aerec.MultDAE(seed=seed), {}),
     "CDAE": (lambda seed: aerec.CDAE(seed=seed), {}),
     "RecVAE": (lambda seed: aerec.RecVAE(seed=seed), {}),
+    "ELSA": (lambda seed: aerec.ELSA(seed=seed), {}),
 }
 
 
