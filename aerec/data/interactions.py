@@ -50,6 +50,19 @@ def _check_one_id_type(column: pd.Series, name: str, what: str) -> None:
         f"Make the column one type, e.g. df[{name!r}] = df[{name!r}].astype(str)")
 
 
+def _coded(column: pd.Series, fixed: IdMap | None, name: str) -> tuple[IdMap, np.ndarray]:
+    """The id map (``fixed``, or one built from the column's distinct values, sorted when they compare) and
+    each row's index in it (-1 for ids a fixed map does not hold)."""
+    if fixed is not None:
+        return fixed, fixed.index_of(column.to_numpy(), on_unknown="mark")
+    try:
+        codes, uniques = pd.factorize(column, sort=True)
+    except TypeError:  # mixed types that do not compare: first appearance, as IdMap.from_values
+        codes, uniques = pd.factorize(column)
+    # the distinct ids as the column's to_numpy() gives them (Python objects for strings): only these converted
+    return IdMap(np.asarray(uniques), name=name), codes.astype(np.int64, copy=False)
+
+
 @dataclass(frozen=True)
 class Interactions:
     """A user x item matrix in CSR form with the maps between ids and indices.
@@ -139,24 +152,24 @@ class Interactions:
             values = values.to_numpy(dtype=np.float32)
         else:
             values = np.ones(len(df), dtype=np.float32)
-        u_col, i_col = df[user].to_numpy(), df[item].to_numpy()
+        u_col, i_col = df[user], df[item]
         if threshold is not None:
             keep = values >= threshold
             u_col, i_col, values = u_col[keep], i_col[keep], np.ones(int(keep.sum()), dtype=np.float32)
             if not len(values):
                 raise DataValidationError(f"{what}: no row has {rating!r} >= {threshold}")
 
-        users = users if users is not None else IdMap.from_values(u_col, name="user")
-        items = items if items is not None else IdMap.from_values(i_col, name="item")
-        u_idx = users.index_of(u_col, on_unknown="mark")
-        i_idx = items.index_of(i_col, on_unknown="mark")
+        # without fixed maps the ids are coded from the columns as they are (Arrow strings stay Arrow):
+        # a NumPy array of Python strings costs ~60 bytes an id, over 1 GB for two columns of 10M rows
+        users, u_idx = _coded(u_col, users, "user")
+        items, i_idx = _coded(i_col, items, "item")
         known = (u_idx >= 0) & (i_idx >= 0)
         if not known.all():
             n_u, n_i = int((u_idx < 0).sum()), int((i_idx < 0).sum())
             if on_unknown == "error":
                 if n_u:
-                    raise UnknownIdError("user", pd.unique(pd.Series(u_col[u_idx < 0])).tolist(), f"in {what}")
-                raise UnknownIdError("item", pd.unique(pd.Series(i_col[i_idx < 0])).tolist(), f"in {what}")
+                    raise UnknownIdError("user", pd.unique(u_col[u_idx < 0]).tolist(), f"in {what}")
+                raise UnknownIdError("item", pd.unique(i_col[i_idx < 0]).tolist(), f"in {what}")
             warnings.warn(
                 f"{what}: ignored {int((~known).sum())} of {len(known)} row(s) whose ids were not seen "
                 f"at fit time ({n_u} with an unknown user, {n_i} with an unknown item)",
