@@ -396,8 +396,18 @@ def main(argv=None) -> str:
     parser.add_argument("--cache-dir", default="~/.cache/aerec-bench", help="Parquet files of the drawn scales")
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this markdown file")
     parser.add_argument("--plot", type=Path, default=None, help="log-log plot of fit time and memory (PNG)")
+    parser.add_argument("--plot-from", nargs="+", type=Path, default=None,
+                        help="only draw --plot from the .json files earlier runs wrote beside their --out")
     parser.add_argument("--worker", choices=["matmul", "data", "model"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.plot_from:  # one picture from runs made at different times (e.g. one scale per run)
+        results, info = {}, {}
+        for path in args.plot_from:
+            saved = json.loads(path.read_text())
+            results.update(saved["results"])
+            info.update(saved["info"])
+        plot(results, info, args.plot or Path("scale_bench.png"))
+        return ""
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
         return ""
@@ -435,6 +445,8 @@ def main(argv=None) -> str:
             lines.append(f"data: {d.get('status')}; no model was run")
         lines += ["", markdown(table(results[scale], rates[0])), ""]
     text = emit("\n".join(lines), args.out)
+    if args.out:  # the raw figures, for --plot-from
+        args.out.with_suffix(".json").write_text(json.dumps({"info": info, "results": results}, indent=1))
     if args.plot:
         plot(results, info, args.plot)
         print(f"plot: {args.plot}")
