@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aerec  # noqa: E402
-from _common import emit, machine, markdown  # noqa: E402
+from _common import emit, machine, markdown, matmul_rate  # noqa: E402
 
 #: name -> (estimator, epochs to time by default)
 MODELS = {
@@ -71,21 +70,6 @@ def flops_per_epoch(model) -> int:
     raise TypeError(f"no FLOP count for {type(model).__name__}")
 
 
-def matmul_rate(m: int, k: int, n: int, repeats: int = 30) -> float:
-    """Median float32 ``tf.matmul`` GFLOP/s for (m x k) @ (k x n)."""
-    import tensorflow as tf
-
-    a = tf.random.uniform((m, k), dtype=tf.float32, seed=0)
-    b = tf.random.uniform((k, n), dtype=tf.float32, seed=1)
-    tf.matmul(a, b).numpy()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tf.matmul(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * m * k * n / statistics.median(times) / 1e9
-
-
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -97,7 +81,7 @@ def main(argv=None) -> str:
     train = aerec.evaluate.load_protocol_a("weak", 0)["train"]
     n_items = train["item"].nunique()
     rates = {
-        f"tf.matmul 500x{n_items} @ {n_items}x600": matmul_rate(500, n_items, 600),
+        f"tf.matmul 500x{n_items} @ {n_items}x600": matmul_rate(500, n_items, 600, repeats=30),
         "tf.matmul 2048³": matmul_rate(2048, 2048, 2048, repeats=10),
     }
     rows = {}

@@ -19,40 +19,35 @@ def _ragged_rows(matrix: sp.spmatrix):
     return cols, values, matrix.shape[1]
 
 
+def _row_gather(matrix: sp.spmatrix, sparse: bool):
+    import tensorflow as tf
+
+    cols, values, width = _ragged_rows(matrix)
+
+    def gather(index):
+        picked = tf.gather(cols, index)
+        where = tf.stack([picked.value_rowids(), picked.flat_values], axis=1)
+        shape = tf.stack([tf.shape(index, out_type=tf.int64)[0], width])
+        picked_values = tf.gather(values, index).flat_values
+        return tf.SparseTensor(where, picked_values, shape) if sparse else tf.scatter_nd(where, picked_values, shape)
+
+    return gather
+
+
 def dense_row_gather(matrix: sp.spmatrix):
     """``gather(index) -> (len(index), n_cols)`` float32 tensor of the given rows of ``matrix`` made dense.
 
     The matrix is held as two ragged tensors (column ids and values per row); only a batch is ever
     dense, never the whole matrix.
     """
-    import tensorflow as tf
-
-    cols, values, width = _ragged_rows(matrix)
-
-    def gather(index):
-        picked = tf.gather(cols, index)
-        where = tf.stack([picked.value_rowids(), picked.flat_values], axis=1)
-        return tf.scatter_nd(where, tf.gather(values, index).flat_values,
-                             tf.stack([tf.shape(index, out_type=tf.int64)[0], width]))
-
-    return gather
+    return _row_gather(matrix, sparse=False)
 
 
 def sparse_row_gather(matrix: sp.spmatrix):
     """``gather(index) -> tf.SparseTensor`` of shape ``(len(index), n_cols)``: the given rows of ``matrix``,
     entries in row-major order with sorted columns. Nothing of the width of the catalogue is made
     dense: what a model that reads only the nonzeros (a sampled softmax) is fed."""
-    import tensorflow as tf
-
-    cols, values, width = _ragged_rows(matrix)
-
-    def gather(index):
-        picked = tf.gather(cols, index)
-        where = tf.stack([picked.value_rowids(), picked.flat_values], axis=1)
-        return tf.SparseTensor(where, tf.gather(values, index).flat_values,
-                               tf.stack([tf.shape(index, out_type=tf.int64)[0], width]))
-
-    return gather
+    return _row_gather(matrix, sparse=True)
 
 
 def masked_rows_dataset(inputs: sp.spmatrix, targets: sp.spmatrix, batch_size: int, shuffle_seed=None):
