@@ -43,3 +43,25 @@ def test_within_two_percent_of_ease_on_a1_seed0(a1):
             for m in (ease, elsa)}
     # measured: EASE 0.4305, ELSA (defaults: 8 epochs, no validation) 0.4360
     assert ndcg["ELSA"] >= 0.98 * ndcg["EASE"], ndcg
+
+
+def test_the_loss_from_codes_equals_the_dense_loss_and_its_gradient():
+    import tensorflow as tf
+
+    from aerec.models.elsa import ShallowLowRankAutoencoder, normalized_squared_error
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, 40)) < 0.2).astype("float32") * rng.integers(1, 4, (6, 40)).astype("float32")
+    x[3] = 0.0  # an empty row costs 0 in both forms
+    net = ShallowLowRankAutoencoder(n_items=40, code_dim=8, seed=1)
+    net.build((None, 40))
+    losses, grads = [], []
+    for batch in (tf.constant(x), tf.sparse.from_dense(x)):
+        with tf.GradientTape() as tape:
+            loss = net.compute_loss(batch, None, net(batch, training=True))
+        losses.append(float(loss))
+        grads.append(tape.gradient(loss, net.items).numpy())
+    assert losses[0] == pytest.approx(float(normalized_squared_error(x, x @ net.item_vectors().numpy()
+                                                                     @ net.item_vectors().numpy().T - x)))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-3, atol=1e-6)

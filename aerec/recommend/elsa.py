@@ -70,6 +70,9 @@ class ELSA(KerasRecommender):
         self.seed = seed
         self.verbose = verbose
 
+    #: training reads the nonzeros only: the loss is computed from the codes (see the network's module)
+    _sparse_batches = True
+
     @classmethod
     def network_class(cls):
         from ..models.elsa import ShallowLowRankAutoencoder
