@@ -11,11 +11,12 @@ from .cdae import CDAE
 from .content import ContentModel
 from .ease import EASE
 from .elsa import ELSA
+from .itemknn import ItemKNN
 from .keras_base import KerasRecommender
 from .multvae import MultDAE, MultVAE
 from .popularity import Popularity
 from .recvae import RecVAE
 from .sequential import SequentialDAE
 
-__all__ = ["Recommender", "KerasRecommender", "TopK", "EASE", "ELSA", "MultVAE", "MultDAE", "CDAE",
+__all__ = ["Recommender", "KerasRecommender", "TopK", "EASE", "ELSA", "ItemKNN", "MultVAE", "MultDAE", "CDAE",
            "RecVAE", "SequentialDAE", "Popularity", "ContentModel", "AutoRec"]

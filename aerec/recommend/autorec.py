@@ -36,8 +36,9 @@ class AutoRec(BaseEstimator):
     from its observed entries; user-based (``kind="user"``) each user's row of ratings of all
     items; ``kind="both"`` trains both and averages them with a weight chosen on validation
     ratings. The loss counts observed ratings only. A validation part of the training ratings
-    (``validation_fraction``, drawn with ``seed``) is held out for early stopping on its RMSE;
-    predictions then use every training rating as input.
+    (``validation_fraction``, drawn with ``seed``) is held out: one half stops training early on
+    its RMSE, the other half, which the stopping never saw, chooses the weights described below
+    and reports ``validation_rmse_``. Predictions then use every training rating as input.
 
     Options from GLocal-K (Han et al., 2021): ``kernel_dim`` (a local kernel that learns which
     weights to use) and ``global_kernel_size`` (a convolution over the whole rating matrix,
@@ -229,7 +230,10 @@ class AutoRec(BaseEstimator):
         self.rating_range_ = (lo, hi)
         train, valid = self._split(R)
         self._fit_baseline(R, train, valid)
-        targets, valid_targets = self._residuals(train), None if valid is None else self._residuals(valid)
+        # one half of the validation ratings stops the networks, the other chooses the weights below: the epoch
+        # early stopping keeps is the one that fits its own ratings best, so they would overrate the networks
+        stop, valid = _halves(valid, self.seed)
+        targets, valid_targets = self._residuals(train), None if stop is None else self._residuals(stop)
         kinds = ("item", "user") if self.kind == "both" else (self.kind,)
         set_seed(self.seed)
         self.networks_, self.history_, self.validation_rmse_ = {}, {}, {}
@@ -603,6 +607,20 @@ def user_item_biases(R: sp.csr_matrix, penalty: float, sweeps: int = 10) -> tupl
         bi = np.bincount(coo.col, coo.data - mu - bu[coo.row], minlength=n_items) / np.maximum(item_counts, 1e-12)
         bu = np.bincount(coo.row, coo.data - mu - bi[coo.col], minlength=n_users) / np.maximum(user_counts, 1e-12)
     return mu, bu, bi
+
+
+def _halves(valid: sp.csr_matrix | None, seed) -> tuple[sp.csr_matrix | None, sp.csr_matrix | None]:
+    """``valid`` split at random into two disjoint halves (both ``valid`` when it holds under 2 ratings)."""
+    if valid is None or valid.nnz < 2:
+        return valid, valid
+    coo = valid.tocoo()
+    first = np.zeros(coo.nnz, dtype=bool)
+    first[np.random.default_rng([0 if seed is None else int(seed), 1]).permutation(coo.nnz)[: coo.nnz // 2]] = True
+
+    def part(mask):
+        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])), shape=valid.shape, dtype=np.float32)
+
+    return part(first), part(~first)
 
 
 def _residual_weight(truth: np.ndarray, base: np.ndarray, residual: np.ndarray, lo: float, hi: float):
