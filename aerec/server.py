@@ -382,6 +382,8 @@ def _one_id(value, ids):
 @_serves("recommender")
 def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
     n_items = len(model.items_)
+    if via == "index":
+        model.index_  # noqa: B018 - an index built on first use is built now, not by the first request
     k_cap = min(limits.max_k, n_items)
 
     def scored(top) -> list[dict]:

@@ -19,8 +19,9 @@ the reset), so it counts the data too (column "peak RSS GiB"); "above data" subt
 imported before the data is read for the models that use it (EASE, the Keras models): its import
 (seconds and GiB in the header) is in "peak RSS" but neither in "fit s" nor in "above data".
 
-Columns: *fit s* is the whole fit (id mapping, training, and the flat FAISS index every aerec fit
-builds; for ALS the CSR matrix and the 15 iterations). *s/epoch* is the median epoch after the first
+Columns: *fit s* is the whole fit (id mapping and training; since the index became lazy, no FAISS
+index: S2 figures measured before then include a flat one, a few seconds; for ALS the CSR matrix and
+the 15 iterations). *s/epoch* is the median epoch after the first
 (which traces the graph): aerec's ``history_["train_seconds"]``, ALS's fit callback (none for EASE's
 closed form). *GFLOP/s* are estimated FLOPs over that time, beside the float32 ``tf.matmul`` rate at
 2048³ measured in the same run (before and after the models); they count dense products only:

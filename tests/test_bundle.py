@@ -15,11 +15,17 @@ def snapshot(path):
 
 @pytest.fixture(scope="module")
 def model(small_positives):
-    return aerec.EASE(l2=30.0).fit(small_positives)
+    return aerec.EASE(l2=30.0).fit(small_positives).build_index("flat")  # a bundle with its index part
 
 
-def test_bundle_layout_and_meta(tmp_path, model):
-    model.save(tmp_path / "b")
+def test_bundle_layout_and_meta(tmp_path, small_positives):
+    model = aerec.EASE(l2=30.0).fit(small_positives)
+    model.save(tmp_path / "a")  # the exact index is built on first use: not saved before (B is not stored twice)
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert set(meta["files"]) == {"users.parquet", "items.parquet", "interactions.npz", "state.npz"}
+    assert meta["index"] is None
+    assert aerec.load(tmp_path / "a").recommend([small_positives["user"].iloc[0]], k=3, via="index").shape == (3, 4)
+    model.build_index("flat").save(tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "meta.json").read_text())
     assert meta["class"] == "EASE" and meta["params"]["l2"] == 30.0
     assert set(meta["files"]) == {"users.parquet", "items.parquet", "interactions.npz", "state.npz",

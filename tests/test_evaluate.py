@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import aerec
 from aerec import evaluate
 from aerec import metrics as ev
 
@@ -103,3 +104,18 @@ def test_protocol_a_loader_reads_the_fixed_files(monkeypatch):
     monkeypatch.delenv("AEREC_BENCHMARKS_DIR", raising=False)
     with pytest.raises(FileNotFoundError, match=r"\['/nonexistent'\].*pass root= or set AEREC_BENCHMARKS_DIR"):
         evaluate.load_protocol_a("weak", 0, root="/nonexistent")
+
+
+def test_early_stopping_checks_a_fixed_sample_of_many_validation_users(small_positives):
+    model = aerec.Popularity().fit(small_positives)
+    valid = model._validation_data(small_positives.groupby("user").head(2))
+    model._early_stopping_users = 50
+    sample = model._early_stopping_sample(valid)
+    assert sample.inputs.shape[0] == 50 and sample.held_out.shape[0] == 50
+    again = model._early_stopping_sample(valid)
+    np.testing.assert_array_equal(sample.user_index, again.user_index)  # the same users every epoch
+    rows = [
+        int(np.flatnonzero(valid.user_index == u)[0]) for u in sample.user_index]
+    assert (sample.inputs != valid.inputs[rows]).nnz == 0 and (sample.held_out != valid.held_out[rows]).nnz == 0
+    model._early_stopping_users = 10_000
+    assert model._early_stopping_sample(valid) is valid

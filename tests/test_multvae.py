@@ -2,10 +2,11 @@ import json
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 import aerec
-from aerec.models.callbacks import KLAnnealing
+from aerec.models.callbacks import KLAnnealing, RankingValidation
 from aerec.models.vae import MultinomialAutoencoder
 from aerec.recommend.multvae import MultDAE, MultVAE
 
@@ -57,13 +58,19 @@ def test_sampled_loss_estimates_the_full_multinomial_loss():
     assert float(sampled_multinomial_nll(tf.sparse.from_dense(x), *args, few, uniform)) == pytest.approx(exact, rel=1e-5)
 
 
-def test_auto_samples_only_large_catalogues():
-    assert MultDAE().sampled_negatives(MultDAE._sampled_from_items - 1) == 0
-    assert MultDAE().sampled_negatives(MultDAE._sampled_from_items) == MultDAE._auto_negatives
-    assert MultVAE(sampled_softmax=None).sampled_negatives(50_000) == 0
-    assert MultVAE(sampled_softmax=500).sampled_negatives(300) == 300
-    with pytest.raises(ValueError, match="sampled_softmax must be"):
-        MultVAE(sampled_softmax=0).fit(__import__("pandas").DataFrame({"user": [1], "item": [2]}))
+def test_auto_samples_large_catalogues_that_a_batch_touches_little_of():
+    n, negatives = MultDAE._sampled_from_items, MultDAE._auto_negatives
+    assert MultDAE().sampled_negatives(n - 1, touched=10) == 0
+    assert MultDAE().sampled_negatives(n, touched=n // 2 - negatives) == negatives
+    assert MultDAE().sampled_negatives(n, touched=n // 2) == 0  # most of the catalogue in every batch
+    assert MultDAE().sampled_negatives(n) == 0
+    # the data decides: 2,400 users of 5 items over 12,000 items; a batch of 100 touches 500 of them, of 2,400 all
+    items = np.random.default_rng(0).permutation(12_000)
+    sparse = pd.DataFrame({"user": np.repeat(np.arange(2_400), 5), "item": items})
+    model = MultDAE(hidden_dim=8, code_dim=4, epochs=1, batch_size=100).fit(sparse)
+    assert model._items_touched_per_batch(model.interactions_.matrix) == 500
+    assert model.network_.sampled_softmax == negatives
+    assert model.set_params(batch_size=2_400)._negatives(12_000) == 0
 
 
 def test_sampled_softmax_learns_a1(a1_weak):
@@ -189,6 +196,20 @@ def test_early_stopping_keeps_the_best_epoch(weak_split):
     now = model.validation_metrics(model._validation_data(valid), ["ndcg@100"])["ndcg@100"]
     assert now == pytest.approx(max(scores), abs=1e-9)
     assert now != pytest.approx(scores[-1], abs=1e-9)
+
+
+def test_validation_dearer_than_its_budget_is_spaced_and_carried():
+    calls = []
+    score = lambda: calls.append(1) or float(len(calls))  # noqa: E731 - 1, 2, 3, ... per check
+    spaced, every = RankingValidation(score, budget=1e-9, max_every=3), RankingValidation(lambda: 0.5)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(np.ones((4, 2)), np.ones(4), epochs=10, verbose=0, callbacks=[spaced])
+    # the first two checks measure the cost; then at most every 3rd epoch, the last value carried between
+    assert spaced.checked == [0, 1, 4, 7] and len(calls) == 4
+    assert history.history["val_ndcg@100"] == [1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0]
+    model.fit(np.ones((4, 2)), np.ones(4), epochs=3, verbose=0, callbacks=[every])
+    assert every.checked == [0, 1, 2]  # no budget: every epoch
 
 
 def test_strong_validation_pair(weak_split, small_positives):

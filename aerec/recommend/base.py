@@ -199,9 +199,20 @@ class Recommender(ItemCatalogue, BaseEstimator):
             except BaseException:
                 self.fitted_ = False  # no half-fitted model: the content model is part of this fit
                 raise
-        self.build_index("flat")
+        self._index = None  # the exact index is built on first use (see index_)
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    @property
+    def index_(self):
+        """The FAISS index ``via="index"`` searches: the one :meth:`build_index` made, or an exact
+        (``"flat"``) one built on first use. ``fit`` does not build it, so that a model used through
+        ``via="model"`` never holds a second copy of its item codes (EASE's and ItemKNN's codes are
+        as wide as the catalogue)."""
+        if getattr(self, "_index", None) is None:
+            self._check_fitted()
+            self.build_index("flat")
+        return self._index
 
     def build_index(self, kind: str = "flat", **params) -> "Recommender":
         """(Re)build the FAISS index over the item codes ``[W_i, b_i]`` that ``via="index"`` searches.
@@ -229,7 +240,7 @@ class Recommender(ItemCatalogue, BaseEstimator):
             h = np.asarray(self._user_vectors(rows[:, :self.n_model_items_], users), dtype=np.float32)
             queries = np.hstack([h, np.ones((len(h), 1), np.float32)])
             seen = sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(users), len(vectors)))
-        self.index_ = index.build(vectors, ids=self.items_.ids, queries=queries, exclude=seen)
+        self._index = index.build(vectors, ids=self.items_.ids, queries=queries, exclude=seen)
         return self
 
     @property
@@ -276,6 +287,26 @@ class Recommender(ItemCatalogue, BaseEstimator):
             n_rel.append(np.diff(truth.indptr))
         hits, n_rel = np.vstack(hits)[has_truth], np.concatenate(n_rel)[has_truth]
         return metrics_from_hits(hits, n_rel, metrics).mean().to_dict()
+
+    #: validation users an early-stopping check scores, at most: a fixed random sample of them beyond
+    _early_stopping_users = 5000
+    #: the most an early-stopping check may cost as a share of the training time: when one costs more
+    #: (small data: a check is slower than an epoch), checks are spaced epochs apart (see
+    #: :class:`aerec.models.callbacks.RankingValidation`)
+    _validation_budget = 0.2
+
+    def _early_stopping_sample(self, valid: ValidationData) -> ValidationData:
+        """``valid`` itself, or a fixed sample of ``_early_stopping_users`` of its users (drawn with the
+        seed): checked every epoch or few, validation must cost a fraction of training (the standard error of
+        a mean over 5,000 users is the per-user spread / 70)."""
+        n = valid.inputs.shape[0]
+        if n <= self._early_stopping_users:
+            return valid
+        seed = getattr(self, "seed", None)
+        keep = np.sort(np.random.default_rng(0 if seed is None else seed).choice(n, self._early_stopping_users,
+                                                                                 replace=False))
+        return ValidationData(valid.inputs[keep], valid.held_out[keep],
+                              None if valid.user_index is None else valid.user_index[keep])
 
     # --- recommending -------------------------------------------------------------------
     def _check_k(self, k, n_candidates: int) -> int:
@@ -647,7 +678,7 @@ class Recommender(ItemCatalogue, BaseEstimator):
         if state:
             np.savez(directory / "state.npz", **state)
         meta = {"columns": self.columns_, "history": self.history_, "fit_seconds": self.fit_seconds_,
-                "index": save_part(self.index_, directory, "index")}
+                "index": None if self._index is None else save_part(self._index, directory, "index")}
         if getattr(self, "added_codes_", None) is not None:
             np.savez(directory / "added_items.npz", codes=self.added_codes_, biases=self.added_biases_)
         if getattr(self, "content_", None) is not None:
@@ -670,7 +701,7 @@ class Recommender(ItemCatalogue, BaseEstimator):
             with np.load(directory / "state.npz", allow_pickle=False) as z:
                 model._set_state({k: z[k] for k in z.files})
         model.fitted_ = True
-        model.index_ = load_part(directory, meta["index"])
+        model._index = load_part(directory, meta["index"]) if meta.get("index") else None
         return model
 
 

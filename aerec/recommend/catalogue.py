@@ -77,7 +77,8 @@ class ItemCatalogue:
         if len(ids):
             _check_id_kind(self.items_.ids, ids)
             vectors = np.asarray(codes, dtype=np.float32)
-            self.index_.add(vectors, ids=pd.Index(ids))  # checks before it changes anything
+            if self._index is not None:  # else the index, built on first use, will hold them
+                self._index.add(vectors, ids=pd.Index(ids))  # checks before it changes anything
             self._append_items(ids, vectors)
         return self
 

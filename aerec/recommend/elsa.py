@@ -42,7 +42,7 @@ class ELSA(KerasRecommender):
     network_ : aerec.models.elsa.ShallowLowRankAutoencoder
         The trained Keras model.
     history_ : dict of lists
-        Per epoch: ``loss``, ``val_ndcg@100`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
+        Per epoch: ``loss``, ``val_ndcg@100`` and ``valid_seconds`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
     best_epoch_ : int
         Index of the epoch whose weights were kept.
 

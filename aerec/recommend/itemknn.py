@@ -13,15 +13,15 @@ from .base import Recommender
 __all__ = ["ItemKNN", "cosine_neighbours"]
 
 
-def cosine_neighbours(X: sp.csr_matrix, neighbours: int, shrink: float, block: int = 2048,
+def cosine_neighbours(X: sp.csr_matrix, neighbours: int, shrink: float, block: int = 4096,
                       progress: bool = False) -> sp.csr_matrix:
     """``S`` (items x items, sparse): for each target item j, its ``neighbours`` most similar items i.
 
     ``S[i, j] = x_i · x_j / (|x_i| |x_j| + shrink)`` over the columns ``x_i`` of ``X`` (users x
-    items), the diagonal left out. The co-occurrences are counted a block of ``block`` target
-    items at a time (a dense ``n_items x block`` block: memory is bounded by the block, not by the
-    catalogue), and only each target's top ``neighbours`` are kept (ties at the cut go to the lower
-    item index).
+    items), the diagonal left out. The co-occurrences are counted as a sparse product, ``block``
+    target items at a time (memory is bounded by the pairs of a block that co-occur, never by
+    ``n_items²``), and only each target's top ``neighbours`` are kept (ties at the cut go to the
+    lower item index).
     """
     from tqdm.auto import tqdm
 
@@ -30,36 +30,25 @@ def cosine_neighbours(X: sp.csr_matrix, neighbours: int, shrink: float, block: i
     k = int(min(neighbours, max(n_items - 1, 0)))
     norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel()).astype(np.float32)
     Xt, Xc = X.T.tocsr(), X.tocsc()
-    rows, cols, vals = [], [], []
+    parts = []
     starts = range(0, n_items, block)
     for start in tqdm(starts, desc="item-kNN", unit="block", disable=not progress or len(starts) < 2):
         stop = min(start + block, n_items)
-        co = (Xt @ Xc[:, start:stop]).toarray()  # (n_items, stop - start) co-occurrences
-        sims = co / (norms[:, None] * norms[None, start:stop] + np.float32(shrink) + np.float32(1e-12))
-        sims[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its own neighbour
-        if k == 0:
-            continue
-        keep = _top_per_column(sims, k) & (sims > 0)
-        r, c = np.nonzero(keep)
-        rows.append(r)
-        cols.append(c + start)
-        vals.append(sims[r, c])
-    if not rows:
+        co = (Xt @ Xc[:, start:stop]).tocoo()  # the pairs that co-occur: (item i, target j - start)
+        i, j = co.row, co.col + start
+        sims = co.data / (norms[i] * norms[j] + np.float32(shrink) + np.float32(1e-12))
+        keep = (i != j) & (sims > 0)  # an item is not its own neighbour
+        i, j, sims = i[keep], j[keep], sims[keep]
+        # per target, by decreasing similarity, ties by item index; keep the first k of each target
+        order = np.lexsort((i, -sims, j))
+        j_sorted = j[order]
+        first = np.searchsorted(j_sorted, j_sorted, side="left")
+        top = order[np.arange(len(order)) - first < k]
+        parts.append((sims[top], i[top], j[top]))
+    if not parts or k == 0:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n_items, n_items), dtype=np.float32)
-
-
-def _top_per_column(values: np.ndarray, k: int) -> np.ndarray:
-    """Mask of each column's ``k`` largest entries, ties at the cut broken towards lower row indices
-    (so the kept neighbours do not depend on the block size or on the partition algorithm)."""
-    if k >= values.shape[0]:
-        return np.ones(values.shape, dtype=bool)
-    kth = -np.partition(-values, k - 1, axis=0)[k - 1]  # each column's k-th largest value
-    above = values > kth
-    ties = values == kth
-    room = k - above.sum(axis=0)
-    return above | (ties & (np.cumsum(ties, axis=0) <= room))
+    vals, rows, cols = (np.concatenate(p) for p in zip(*parts))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items), dtype=np.float32)
 
 
 @register

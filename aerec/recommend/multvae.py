@@ -14,9 +14,14 @@ _SAMPLED_SOFTMAX = """sampled_softmax : "auto", int or None, default "auto"
         Train the softmax over items on the user's own items and this many negatives per batch,
         drawn ∝ popularity ** 0.75 with the importance-sampling correction (see
         :func:`aerec.models.vae.sampled_multinomial_nll`); the input layer then reads only each
-        row's nonzeros. None trains the full softmax. ``"auto"``: the full softmax below
-        {threshold:,} items, else {negatives:,} negatives. Scores, codes and fold-in are the same
-        full-catalogue logits either way."""
+        row's nonzeros. None trains the full softmax. ``"auto"`` decides from the data's shape:
+        {negatives:,} negatives when the catalogue has at least {threshold:,} items and a batch
+        of users touches at most half of them (the distinct items of ``batch_size`` random
+        training users, plus the negatives), else the full softmax. The sampled step's cost
+        follows the items a batch touches, the full one's the whole catalogue, so the rule
+        samples where that saves time: a long tail of sparse users, or a catalogue much wider
+        than a batch's items. Scores, codes and fold-in are the same full-catalogue logits
+        either way."""
 
 
 class _MultinomialRecommender(KerasRecommender):
@@ -30,12 +35,15 @@ class _MultinomialRecommender(KerasRecommender):
         "l2": [Interval("real", 0, None)],
         "sampled_softmax": [Options("auto"), Interval("int", 1, None), None],
     }
-    #: ``sampled_softmax="auto"`` samples from this many items up, with this many negatives. Measured on
-    #: this project's 2-core test machine (``benchmarks/softmax_bench.py``), a Mult-VAE update of 500 users
-    #: takes about as long either way at 20,000 items (the full softmax's products run at the machine's
-    #: matmul rate, the sampled one's gathers at its memory rate), 1.8x less sampled at 40,000 and 3.5x
-    #: less at 90,000.
-    _sampled_from_items = 50_000
+    #: ``sampled_softmax="auto"`` samples from this many items up, with this many negatives, when a batch
+    #: touches at most ``_sampled_touched_share`` of the items. Measured on this project's 2-core test
+    #: machine: a Mult-VAE update of 500 users of 70 interactions (``benchmarks/softmax_bench.py``) touches
+    #: 10,900 of 20,000 items and takes about as long either way (the full softmax's products run at the
+    #: machine's matmul rate, the sampled one's gathers at its memory rate); 13,700 of 40,000: 1.7x less
+    #: sampled; 16,300 of 83,000: 3.5x less. Users of 7 interactions over 25,000 items
+    #: (``benchmarks/sparse_bench.py``, games) touch about 5,000 per batch: epochs 5.7x shorter sampled.
+    _sampled_from_items = 10_000
+    _sampled_touched_share = 0.5
     _auto_negatives = 2_048
 
     def __init_subclass__(cls, **kwargs):
@@ -51,11 +59,29 @@ class _MultinomialRecommender(KerasRecommender):
 
         return LazyAdam(learning_rate=self.learning_rate)
 
-    def sampled_negatives(self, n_items: int) -> int:
-        """The negatives per batch that ``fit`` uses for ``n_items`` items (0: the full softmax)."""
+    def sampled_negatives(self, n_items: int, touched: int | None = None) -> int:
+        """The negatives per batch that ``fit`` uses for ``n_items`` items (0: the full softmax), when a
+        batch of users touches ``touched`` distinct items (None: as many as the catalogue)."""
         if self.sampled_softmax == "auto":
-            return self._auto_negatives if n_items >= self._sampled_from_items else 0
+            if n_items < self._sampled_from_items:
+                return 0
+            touched = n_items if touched is None else touched + self._auto_negatives
+            return self._auto_negatives if touched <= self._sampled_touched_share * n_items else 0
         return min(int(self.sampled_softmax or 0), n_items)
+
+    def _items_touched_per_batch(self, matrix) -> int:
+        """The distinct items of ``batch_size`` training users drawn with the seed (the mean of 3 draws)."""
+        rng = np.random.default_rng(self.seed)
+        n_users = matrix.shape[0]
+        size = min(self.batch_size, n_users)
+        return int(np.mean([np.unique(matrix[rng.choice(n_users, size, replace=False)].indices).size
+                            for _ in range(3)]))
+
+    def _negatives(self, n_items: int) -> int:
+        touched = None
+        if self.sampled_softmax == "auto" and n_items >= self._sampled_from_items:
+            touched = self._items_touched_per_batch(self.interactions_.matrix)
+        return self.sampled_negatives(n_items, touched)
 
     @classmethod
     def network_class(cls):
@@ -66,7 +92,7 @@ class _MultinomialRecommender(KerasRecommender):
     def _build_network(self, n_users: int, n_items: int):
         network = self.network_class()(
             n_items, hidden_dim=self.hidden_dim, latent_dim=self.code_dim, variational=self._variational,
-            dropout=self.dropout, weight_decay=self.l2, sampled_softmax=self.sampled_negatives(n_items), seed=self.seed)
+            dropout=self.dropout, weight_decay=self.l2, sampled_softmax=self._negatives(n_items), seed=self.seed)
         network.build((None, n_items))
         self._sparse_batches = bool(network.sampled_softmax)  # the sampled loss reads only the nonzeros
         if network.sampled_softmax:
@@ -116,7 +142,7 @@ class MultVAE(_MultinomialRecommender):
     network_ : aerec.models.vae.MultinomialAutoencoder
         The trained Keras model.
     history_ : dict of lists
-        Per epoch: ``loss``, ``beta``, ``val_ndcg@100`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
+        Per epoch: ``loss``, ``beta``, ``val_ndcg@100`` and ``valid_seconds`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
     best_epoch_ : int
         Index of the epoch whose weights were kept.
 
@@ -197,7 +223,7 @@ class MultDAE(_MultinomialRecommender):
     network_ : aerec.models.vae.MultinomialAutoencoder
         The trained Keras model (``variational=False``).
     history_ : dict of lists
-        Per epoch: ``loss``, ``val_ndcg@100`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
+        Per epoch: ``loss``, ``val_ndcg@100`` and ``valid_seconds`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
     best_epoch_ : int
         Index of the epoch whose weights were kept.
 

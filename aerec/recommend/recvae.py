@@ -48,7 +48,7 @@ class RecVAE(KerasRecommender):
     network_ : aerec.models.recvae.RecVAENetwork
         The trained Keras model.
     history_ : dict of lists
-        Per epoch: ``loss``, ``nll``, ``kl``, ``val_ndcg@100`` (with ``valid``), ``train_seconds``;
+        Per epoch: ``loss``, ``nll``, ``kl``, ``val_ndcg@100`` and ``valid_seconds`` (with ``valid``), ``train_seconds``;
         and ``best_epoch``.
     best_epoch_ : int
         Index of the epoch whose weights were kept.

@@ -84,7 +84,7 @@ class SequentialDAE(KerasRecommender):
     sequences_ : ndarray of int32, shape (n_users, max_length)
         Each training user's most recent items, oldest first, as item index + 1, left-padded with 0.
     history_ : dict of lists
-        Per epoch: ``loss``, ``val_ndcg@10`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
+        Per epoch: ``loss``, ``val_ndcg@10`` and ``valid_seconds`` (with ``valid``), ``train_seconds``; and ``best_epoch``.
     best_epoch_ : int
         Index of the epoch whose weights were kept.
 
@@ -243,14 +243,17 @@ class SequentialDAE(KerasRecommender):
         callbacks = [timer]
         name = "val_" + self._validation_metric
         if valid is not None:
-            score = lambda: self.validation_metrics(valid, [self._validation_metric])[self._validation_metric]  # noqa: E731
-            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, name=name,
-                                        verbose=int(bool(self.verbose)))
+            checked = self._early_stopping_sample(valid)
+            score = lambda: self.validation_metrics(checked, [self._validation_metric])[self._validation_metric]  # noqa: E731
+            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, budget=self._validation_budget,
+                                        name=name, verbose=int(bool(self.verbose)))
         history = self.network_.fit(self._batches(self.sequences_), epochs=self.epochs,
                                     steps_per_epoch=-(-X.shape[0] // self.batch_size), callbacks=callbacks,
                                     verbose=self.verbose, shuffle=False)
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         self.history_["train_seconds"] = timer.seconds
+        if valid is not None:
+            self.history_["valid_seconds"] = callbacks[-2].seconds  # early_stopping's RankingValidation
         self.best_epoch_ = int(np.argmax(self.history_[name])) if valid is not None else len(self.history_["loss"]) - 1
         self.history_["best_epoch"] = [self.best_epoch_]
 
