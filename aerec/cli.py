@@ -324,12 +324,24 @@ def images_fit(
     kind: str = typer.Option("conv-dae", help="conv-ae, conv-dae or conv-vae."),
     code_dim: int = typer.Option(32, min=1),
     epochs: int = typer.Option(50, min=1),
-    channels: int = typer.Option(None, help="Convert to 1 (grayscale) or 3 (RGB) channels."),
+    channels: int = typer.Option(None, help="Convert to 1 (grayscale) or 3 (RGB) channels "
+                                            "(default: the majority's)."),
+    image_size: str = typer.Option(None, "--image-size", help="Working size, HEIGHTxWIDTH or one number for a "
+                                                                "square (default: 64x64 for photos of mixed or large "
+                                                                "sizes; images sharing one small size keep it)."),
+    aspect: str = typer.Option("crop", help="How another aspect reaches the working size: crop, pad or stretch."),
 ):
     """Train an image autoencoder on a folder and save it with the FAISS index of the folder's codes."""
     from .images import ImageSearch
 
-    search = ImageSearch(kind=kind, code_dim=code_dim, epochs=epochs, channels=channels).fit(folder)
+    size = None
+    if image_size is not None:
+        parts = image_size.lower().replace("×", "x").split("x")
+        if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            _fail(f"--image-size takes HEIGHTxWIDTH or one number, e.g. 64x96 or 64; got '{image_size}'")
+        size = (int(parts[0]), int(parts[-1]))
+    search = ImageSearch(kind=kind, code_dim=code_dim, epochs=epochs, channels=channels, image_size=size,
+                         aspect=aspect).fit(folder)
     search.save(out)
     typer.echo(f"indexed {len(search.index_)} images ({len(search.skipped_)} skipped) in "
                f"{search.fit_seconds_:.1f} s; saved to {out}")

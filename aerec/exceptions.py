@@ -107,5 +107,9 @@ class DroppedRowsWarning(AerecWarning):
     """Rows were left out of the data; the message counts them and says why."""
 
 
+class ConvertedImagesWarning(AerecWarning):
+    """Some images were converted (greyscale to colour or back) to the channels of the others; the message counts them."""
+
+
 class BundleVersionWarning(AerecWarning):
     """A bundle was written with other major.minor versions of the libraries that read it."""

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .base import BaseEstimator, register
 from .bundle import load_part, save_part
-from .data.images import ImageSource, image_source, read_image
+from .data.images import ASPECTS, ImageSource, image_source, read_image
 from .exceptions import DataValidationError, UnknownIdError
 from .index import EmbeddingIndex
 from .params import Interval, Options, Widths
@@ -32,9 +32,16 @@ class ImageSearch(BaseEstimator):
     code_dim : int, default 32
         Size of the code that is indexed.
     image_size : (height, width), optional
-        Images are resized to this; by default the data's own size rounded up to a multiple of 4.
+        The working size every image is brought to. By default, images that all share one size
+        of at most 128 pixels a side keep it (rounded up to a multiple of ``2 ** len(filters)``),
+        and anything else (photos of mixed or large sizes) works at 64 x 64: training memory
+        then follows the batch, not the photos. ``fit`` prints the choice and why.
     channels : {1, 3}, optional
-        Convert images to grayscale (1) or RGB (3); by default the data's own.
+        Convert images to grayscale (1) or RGB (3); by default the data's own (a folder mixing
+        both: the majority's, the others converted with a warning that counts them).
+    aspect : {"crop", "pad", "stretch"}, default "crop"
+        How an image of another aspect reaches the working size: its centre cropped, fitted
+        and padded with black, or stretched. Queries are read the same way.
     filters : tuple of int, default (32, 64)
         Filters of the encoder's strided convolutions.
     dense : tuple of int, default ()
@@ -63,6 +70,9 @@ class ImageSearch(BaseEstimator):
     model_ : keras.Model
     index_ : EmbeddingIndex
     image_shape_ : (height, width, channels)
+        The working size.
+    sizing_ : str
+        Why: the line ``fit`` prints.
     history_ : dict of per-epoch training and validation loss
     skipped_ : list of (path, reason) for folder files that could not be read
 
@@ -82,6 +92,7 @@ class ImageSearch(BaseEstimator):
         "code_dim": [Interval("int", 1, None)],
         "image_size": [Widths(1), None],
         "channels": [Options(1, 3), None],
+        "aspect": [Options(*ASPECTS)],
         "filters": [Widths(1)],
         "dense": [Widths(1), Options(())],
         "noise": [Options("shift", "gaussian", "masking", "salt_pepper"), None],
@@ -97,7 +108,7 @@ class ImageSearch(BaseEstimator):
         "verbose": [Options("auto", 0, 1, 2, False, True)],
     }
 
-    def __init__(self, kind: str = "conv-dae", code_dim: int = 32, image_size=None, channels=None,
+    def __init__(self, kind: str = "conv-dae", code_dim: int = 32, image_size=None, channels=None, aspect: str = "crop",
                  filters=(32, 64), dense=(), noise: str = "shift", noise_level: float = 0.1, beta: float = 1.0,
                  epochs: int = 50, batch_size: int = 128, learning_rate: float = 1e-3,
                  validation_fraction: float = 0.1, patience: int = 5, metric: str = "cosine",
@@ -106,6 +117,7 @@ class ImageSearch(BaseEstimator):
         self.code_dim = code_dim
         self.image_size = image_size
         self.channels = channels
+        self.aspect = aspect
         self.filters = filters
         self.dense = dense
         self.noise = noise
@@ -123,16 +135,20 @@ class ImageSearch(BaseEstimator):
 
     # --- fitting -------------------------------------------------------------------------
     def _source(self, images, ids=None, on_error="skip", fitted: bool = False) -> ImageSource:
+        aspect = getattr(self, "aspect", "crop")  # bundles saved before the parameter existed
         if fitted:
             h, w, c = self.image_shape_
-            return image_source(images, ids=ids, image_size=(h, w), channels=c, on_error=on_error)
-        source = image_source(images, ids=ids, image_size=self.image_size, channels=self.channels, on_error=on_error)
+            return image_source(images, ids=ids, image_size=(h, w), channels=c, on_error=on_error, aspect=aspect)
+        source = image_source(images, ids=ids, image_size=self.image_size, channels=self.channels, on_error=on_error,
+                              aspect=aspect)
         if self.image_size is None:  # round up so the strided convolutions tile the image exactly
             scale = 2 ** len(self.filters)
             h, w, c = source.shape
             rounded = (-(-h // scale) * scale, -(-w // scale) * scale)
             if rounded != (h, w):
-                source = image_source(images, ids=ids, image_size=rounded, channels=c, on_error=on_error)
+                why = f"{source.why}, rounded up to a multiple of {scale}"
+                source = image_source(images, ids=ids, image_size=rounded, channels=c, on_error=on_error, aspect=aspect)
+                source.why = why
         return source
 
     def _build_model(self, image_shape):
@@ -169,6 +185,12 @@ class ImageSearch(BaseEstimator):
         source = self._source(images, ids, on_error)
         self.image_shape_ = source.shape
         self.skipped_ = source.skipped
+        h, w, c = source.shape
+        how = {"crop": "aspect kept by a centre crop", "pad": "aspect kept by padding", "stretch": "stretched"}
+        self.sizing_ = (f"working size {h}x{w}x{c}: {source.why}; {how[source.aspect]}"
+                        f"{'' if self.image_size is not None else '; pass image_size=(height, width) to change it'}")
+        if self.verbose not in (0, False):
+            print(f"ImageSearch: {len(source)} images, {self.sizing_}", flush=True)
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(source))
         n_val = int(round(self.validation_fraction * len(source))) if len(source) >= 10 else 0
@@ -192,7 +214,8 @@ class ImageSearch(BaseEstimator):
 
     # --- codes and search ------------------------------------------------------------------
     def _encode(self, source: ImageSource) -> np.ndarray:
-        parts = [np.asarray(self.model_.encode(batch)) for batch in source.batches(max(self.batch_size, 256))]
+        # batches of the training batch size: memory follows the batch, never the number of images
+        parts = [np.asarray(self.model_.encode(batch)) for batch in source.batches(self.batch_size)]
         return np.concatenate(parts).astype(np.float32)
 
     def codes(self, images, ids=None) -> pd.DataFrame:
@@ -206,7 +229,7 @@ class ImageSearch(BaseEstimator):
         """The autoencoder's reconstructions (float32 in [0, 1], shape (N, H, W, C))."""
         self._check_fitted()
         source = self._source(images, fitted=True)
-        return np.concatenate([np.asarray(self.model_(b, training=False)) for b in source.batches(256)])
+        return np.concatenate([np.asarray(self.model_(b, training=False)) for b in source.batches(self.batch_size)])
 
     def search(self, query, k: int = 10, query_ids=None) -> pd.DataFrame:
         """The ``k`` indexed images most like each query image.
@@ -243,11 +266,11 @@ class ImageSearch(BaseEstimator):
         if isinstance(query, (str, Path)):
             if not Path(query).is_file():
                 raise FileNotFoundError(f"{query}: no such image file or folder")
-            return self._source(read_image(query, self.image_shape_)[None], fitted=True), [str(query)]
+            return self._source(read_image(query, self.image_shape_, getattr(self, "aspect", "crop"))[None], fitted=True), [str(query)]
         if isinstance(query, (bytes, bytearray, Image.Image)):
-            return self._source(read_image(query, self.image_shape_)[None], fitted=True), None
+            return self._source(read_image(query, self.image_shape_, getattr(self, "aspect", "crop"))[None], fitted=True), None
         if isinstance(query, (list, tuple)) and query and all(isinstance(q, (str, Path)) for q in query):
-            images = np.stack([read_image(q, self.image_shape_) for q in query])
+            images = np.stack([read_image(q, self.image_shape_, getattr(self, "aspect", "crop")) for q in query])
             return self._source(images, fitted=True), [str(q) for q in query]
         array = np.asarray(query)
         if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[-1] == c):
@@ -281,7 +304,8 @@ class ImageSearch(BaseEstimator):
     def _save_to(self, directory) -> dict:
         self.model_.save(directory / "model.keras")
         return {"image_shape": list(self.image_shape_), "history": self.history_, "fit_seconds": self.fit_seconds_,
-                "index": save_part(self.index_, directory, "index"), "skipped": self.skipped_}
+                "index": save_part(self.index_, directory, "index"), "skipped": self.skipped_,
+                "sizing": self.sizing_}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "ImageSearch":
@@ -295,5 +319,6 @@ class ImageSearch(BaseEstimator):
         search.image_shape_ = tuple(meta["image_shape"])
         search.history_, search.fit_seconds_ = meta["history"], meta["fit_seconds"]
         search.skipped_ = [tuple(s) for s in meta.get("skipped", [])]
+        search.sizing_ = meta.get("sizing", "")
         search.fitted_ = True
         return search

@@ -441,7 +441,8 @@ def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: 
         if len(data) > limits.max_upload_bytes:  # a client that sent no Content-Length and got past the gate
             raise _TooLarge(f"the upload is more than {limits.max_upload_bytes} bytes, the limit")
         try:
-            image = decode_image(data, search.image_shape_, max_pixels=limits.max_image_pixels)
+            image = decode_image(data, search.image_shape_, max_pixels=limits.max_image_pixels,
+                                 aspect=getattr(search, "aspect", "crop"))
         except ImageTooLargeError:
             raise
         except DataValidationError as exc:
