@@ -198,18 +198,21 @@ def test_early_stopping_keeps_the_best_epoch(weak_split):
     assert now != pytest.approx(scores[-1], abs=1e-9)
 
 
-def test_validation_dearer_than_its_budget_is_spaced_and_carried():
+def test_validation_is_spaced_by_a_count_and_carried(small_positives):
     calls = []
     score = lambda: calls.append(1) or float(len(calls))  # noqa: E731 - 1, 2, 3, ... per check
-    spaced, every = RankingValidation(score, budget=1e-9, max_every=3), RankingValidation(lambda: 0.5)
+    spaced = RankingValidation(score, every=3)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    history = model.fit(np.ones((4, 2)), np.ones(4), epochs=10, verbose=0, callbacks=[spaced])
-    # the first two checks measure the cost; then at most every 3rd epoch, the last value carried between
-    assert spaced.checked == [0, 1, 4, 7] and len(calls) == 4
-    assert history.history["val_ndcg@100"] == [1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0]
-    model.fit(np.ones((4, 2)), np.ones(4), epochs=3, verbose=0, callbacks=[every])
-    assert every.checked == [0, 1, 2]  # no budget: every epoch
+    history = model.fit(np.ones((4, 2)), np.ones(4), epochs=8, verbose=0, callbacks=[spaced])
+    # epochs 0, 3, 6 and the last; the last value carried between
+    assert spaced.checked == [0, 3, 6, 7] and len(calls) == 4
+    assert history.history["val_ndcg@100"] == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 4.0]
+    assert spaced.seconds[1] == 0.0 < spaced.seconds[3]
+    # the spacing keeps checks within 20% of training: as many checked as trained -> every 5th epoch
+    recommender = MultDAE()
+    assert recommender._validation_every(938, 938) == 5 and recommender._validation_every(5000, 136_000) == 1
+    assert recommender._validation_every(5000, 20_598) == 2
 
 
 def test_strong_validation_pair(weak_split, small_positives):

@@ -6,7 +6,6 @@ Early stopping itself is :class:`keras.callbacks.EarlyStopping` monitoring the l
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable
 
@@ -72,15 +71,12 @@ class RankingValidation(keras.callbacks.Callback):
         NDCG@100 of validation users, seen items excluded).
     name : str, default "val_ndcg@100"
         The log entry to write.
-    budget : float or None, default None
-        The most validation may cost, as a share of the training time. None checks every epoch.
-        Otherwise, after each check, the checks are spaced ``ceil(check seconds / (budget · epoch
-        seconds))`` epochs apart (at most ``max_every``), and the epochs in between carry the last
-        checked value: :class:`keras.callbacks.EarlyStopping` counts them as epochs without
-        improvement, so its patience stays a number of epochs, and the best weights are those of
-        a checked epoch.
-    max_every : int, default 1
-        The widest spacing of checks (keep it well under the patience).
+    every : int, default 1
+        Compute ``score`` at epochs 0, ``every``, 2·``every``, ... (and the last one); the epochs
+        in between carry the last value, which :class:`keras.callbacks.EarlyStopping` counts as
+        epochs without improvement, so its patience stays a number of epochs and the best
+        weights are those of a checked epoch. A number, not a clock: the same seed and data give
+        the same checks, so the same model, however loaded the machine.
 
     Attributes
     ----------
@@ -90,36 +86,28 @@ class RankingValidation(keras.callbacks.Callback):
         Per epoch, the seconds spent computing ``score`` (0 where the value was carried).
     """
 
-    def __init__(self, score: Callable[[], float], name: str = "val_ndcg@100", budget: float | None = None,
-                 max_every: int = 1):
+    def __init__(self, score: Callable[[], float], name: str = "val_ndcg@100", every: int = 1):
         super().__init__()
         self.score = score
         self.name = name
-        self.budget = budget
-        self.max_every = max(1, int(max_every))
+        self.every = max(1, int(every))
         self.checked: list[int] = []
         self.seconds: list[float] = []
-        self._every, self._last, self._start = 1, None, 0.0
+        self._last = None
 
     def on_train_begin(self, logs=None):
-        self.checked, self.seconds, self._every, self._last = [], [], 1, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self.checked, self.seconds, self._last = [], [], None
+        self._epochs = (self.params or {}).get("epochs")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        due = self._last is None or not self.checked or epoch - self.checked[-1] >= self._every
         cost = 0.0
-        if due:
-            trained = time.perf_counter() - self._start
+        if epoch % self.every == 0 or self._last is None or epoch + 1 == self._epochs:
             begin = time.perf_counter()
             self._last = float(self.score())
             cost = time.perf_counter() - begin
             self.checked.append(epoch)
-            if self.budget is not None and len(self.checked) > 1:  # the first epoch and check include tracing
-                self._every = int(min(self.max_every, max(1, math.ceil(cost / (self.budget * max(trained, 1e-9))))))
         self.seconds.append(cost)
         logs[self.name] = self._last
 
@@ -144,13 +132,13 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def early_stopping(score: Callable[[], float], patience: int, name: str = "val_ndcg@100",
-                   verbose: int = 0, budget: float | None = None) -> list[keras.callbacks.Callback]:
+                   verbose: int = 0, every: int = 1) -> list[keras.callbacks.Callback]:
     """``[RankingValidation, EarlyStopping]``: stop when ``score`` has not improved for ``patience``
     epochs and restore the weights of the best epoch (also when training runs to the last epoch).
-    With ``budget``, validation is spaced to cost at most that share of training (see
-    :class:`RankingValidation`), at least every ``min(10, patience // 5)`` epochs."""
+    ``score`` is computed every ``every`` epochs (see :class:`RankingValidation`), at least every
+    ``min(10, patience // 5)``."""
     return [
-        RankingValidation(score, name, budget=budget, max_every=max(1, min(10, patience // 5))),
+        RankingValidation(score, name, every=min(every, max(1, min(10, patience // 5)))),
         keras.callbacks.EarlyStopping(monitor=name, mode="max", patience=patience, restore_best_weights=True,
                                       verbose=verbose),
     ]

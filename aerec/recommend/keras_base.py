@@ -19,9 +19,9 @@ _TRAINING_PARAMETERS = """epochs : int, default {epochs}
     patience : int or None, default {patience}
         With ``valid``, stop after this many epochs without a better validation NDCG@100 (the
         best epoch's weights are kept either way); None trains all ``epochs``. Validation scores
-        at most 5,000 validation users (a fixed sample) and costs at most 20% of training: when
-        a check takes longer than a fifth of an epoch (small data), checks are spaced a few epochs
-        apart and the epochs between carry the last value in ``history_``.
+        at most 5,000 validation users (a fixed sample) and costs at most about 20% of training:
+        where as many users are checked as trained (small data), every 5th epoch is checked and
+        the epochs between carry the last value in ``history_``.
     seed : int, default {seed}
         Seeds weights, dropout, sampling and shuffling: same seed and data, same model on a machine.
     verbose : int, default {verbose}
@@ -150,7 +150,8 @@ class KerasRecommender(Recommender):
         if valid is not None:
             checked = self._early_stopping_sample(valid)
             score = lambda: self.validation_metrics(checked, ["ndcg@100"])["ndcg@100"]  # noqa: E731
-            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, budget=self._validation_budget,
+            every = self._validation_every(checked.inputs.shape[0], X.shape[0])
+            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, every=every,
                                         verbose=int(bool(self.verbose)))
         history = self.network_.fit(self._dataset(X.matrix), epochs=self.epochs, steps_per_epoch=steps_per_epoch,
                                     callbacks=callbacks, verbose=self.verbose, shuffle=False)

@@ -245,7 +245,8 @@ class SequentialDAE(KerasRecommender):
         if valid is not None:
             checked = self._early_stopping_sample(valid)
             score = lambda: self.validation_metrics(checked, [self._validation_metric])[self._validation_metric]  # noqa: E731
-            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, budget=self._validation_budget,
+            every = self._validation_every(checked.inputs.shape[0], X.shape[0])
+            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, every=every,
                                         name=name, verbose=int(bool(self.verbose)))
         history = self.network_.fit(self._batches(self.sequences_), epochs=self.epochs,
                                     steps_per_epoch=-(-X.shape[0] // self.batch_size), callbacks=callbacks,
