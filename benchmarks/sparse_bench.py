@@ -158,8 +158,12 @@ def main(argv=None) -> str:
                 negatives = model.network_.sampled_softmax
                 notes.append(f"- {name}: sampled_softmax={model.sampled_softmax!r} trained "
                              f"{f'with {negatives:,} sampled negatives' if negatives else 'the full softmax'}")
-        lines += [f"### {set_name}: {shape}; seeds {args.seeds}", "",
-                  markdown(pd.DataFrame(table).T.rename_axis("model")), "", *notes, ""]
+            section = [f"### {set_name}: {shape}; seeds {args.seeds}", "",
+                       markdown(pd.DataFrame(table).T.rename_axis("model")), "", *notes, ""]
+            if args.out:  # the rows so far, after every model: a long run cut short keeps what it measured
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text("\n".join(lines + section) + "\n")
+        lines += section
     return emit("\n".join(lines), args.out)
 
 
