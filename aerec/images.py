@@ -135,7 +135,7 @@ class ImageSearch(BaseEstimator):
 
     # --- fitting -------------------------------------------------------------------------
     def _source(self, images, ids=None, on_error="skip", fitted: bool = False) -> ImageSource:
-        aspect = getattr(self, "aspect", "crop")  # bundles saved before the parameter existed
+        aspect = self.aspect
         if fitted:
             h, w, c = self.image_shape_
             return image_source(images, ids=ids, image_size=(h, w), channels=c, on_error=on_error, aspect=aspect)
@@ -266,11 +266,11 @@ class ImageSearch(BaseEstimator):
         if isinstance(query, (str, Path)):
             if not Path(query).is_file():
                 raise FileNotFoundError(f"{query}: no such image file or folder")
-            return self._source(read_image(query, self.image_shape_, getattr(self, "aspect", "crop"))[None], fitted=True), [str(query)]
+            return self._source(read_image(query, self.image_shape_, self.aspect)[None], fitted=True), [str(query)]
         if isinstance(query, (bytes, bytearray, Image.Image)):
-            return self._source(read_image(query, self.image_shape_, getattr(self, "aspect", "crop"))[None], fitted=True), None
+            return self._source(read_image(query, self.image_shape_, self.aspect)[None], fitted=True), None
         if isinstance(query, (list, tuple)) and query and all(isinstance(q, (str, Path)) for q in query):
-            images = np.stack([read_image(q, self.image_shape_, getattr(self, "aspect", "crop")) for q in query])
+            images = np.stack([read_image(q, self.image_shape_, self.aspect) for q in query])
             return self._source(images, fitted=True), [str(q) for q in query]
         array = np.asarray(query)
         if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[-1] == c):

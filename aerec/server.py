@@ -442,7 +442,7 @@ def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: 
             raise _TooLarge(f"the upload is more than {limits.max_upload_bytes} bytes, the limit")
         try:
             image = decode_image(data, search.image_shape_, max_pixels=limits.max_image_pixels,
-                                 aspect=getattr(search, "aspect", "crop"))
+                                 aspect=search.aspect)
         except ImageTooLargeError:
             raise
         except DataValidationError as exc:

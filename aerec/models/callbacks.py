@@ -93,7 +93,7 @@ class RankingValidation(keras.callbacks.Callback):
         self.every = max(1, int(every))
         self.checked: list[int] = []
         self.seconds: list[float] = []
-        self._last = None
+        self._last, self._epochs = None, None
 
     def on_train_begin(self, logs=None):
         self.checked, self.seconds, self._last = [], [], None
