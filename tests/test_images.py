@@ -291,3 +291,19 @@ def test_training_memory_follows_the_batch_not_the_folder(tmp_path):
     # at a time before: +177 MiB from 40 to 320 images); streamed, what remains is the allocators' warm-up
     # (measured here: +84 MiB from 160 to 640, +18 from 320 to 640)
     assert peaks[sizes[1]] - peaks[sizes[0]] < 120, peaks
+
+
+def test_denoise_removes_the_noise_it_was_trained_on(digits):
+    images = digits[0].astype("float32") / 255
+    clean = images[300:]
+    noisy = np.clip(clean + 0.5 * np.random.default_rng(1).standard_normal(clean.shape), 0, 1).astype("float32")
+    model = small(noise="gaussian", noise_level=0.5, epochs=8).fit(images[:300])
+    out = model.denoise(noisy)
+    assert out.shape == (len(clean), 28, 28, 1) and out.dtype == np.float32
+
+    def psnr(estimate):
+        return float(np.mean(10 * np.log10(1 / ((clean - estimate) ** 2).mean(axis=(1, 2)))))
+
+    assert psnr(out[..., 0]) > psnr(noisy) + 2  # noisy input 9.4 dB, denoised 11.6 (a tiny model, 8 epochs)
+    np.testing.assert_array_equal(out, model.reconstruct(noisy))
+    np.testing.assert_allclose(model.denoise(noisy[0])[0], out[0], atol=1e-5)  # one (H, W) image as a person passes it
