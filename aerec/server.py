@@ -150,6 +150,12 @@ class IdPage(BaseModel):
     ids: list[Id] = Field(description="The ids from ``offset`` on, in the model's order.")
 
 
+class UserItems(BaseModel):
+    user: Id
+    total: int = Field(description="How many items the user interacted with in training.")
+    items: list[Id] = Field(description="The first ``limit`` of them, the heaviest (e.g. highest rated) first.")
+
+
 class ItemTitle(BaseModel):
     item: Id
     title: str | None = Field(description="The item's title; null when the server was given none for it.")
@@ -531,6 +537,15 @@ def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, 
                     limit: Annotated[int | None, Query(ge=1, description="At most max_k; default 100 (or max_k).")] = None):
         """Ids of users seen at fit time, ``limit`` of them from ``offset`` on (for a picker)."""
         return _id_page(model.users_.ids, offset, limit, limits.max_k)
+
+    @app.get("/users/{user}/items", response_model=UserItems, dependencies=secured, responses=with_ids)
+    async def user_items(user: str, limit: Annotated[int, Query(ge=1, description="At most max_k.")] = 20):
+        """The items a user seen at fit time interacted with in training (what the recommendations leave out)."""
+        _check_limit(limit, limits.max_k)
+        found = _one_id(user, model.users_)
+        row = model.interactions_.matrix[int(model.users_.index_of([found])[0])]
+        order = np.argsort(-row.data, kind="stable")[:limit]
+        return {"user": found, "total": int(row.nnz), "items": model.items_.ids_of(row.indices[order]).tolist()}
 
     @app.get("/items", response_model=ItemsResponse, dependencies=secured, responses=with_ids)
     async def items(ids: Annotated[list[str], Query(min_length=1, description="Item ids (repeat the parameter).")]):

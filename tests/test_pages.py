@@ -150,6 +150,18 @@ def test_users_and_image_ids_are_paged(rec_client, model, image_client, search):
     assert image_client.get("/images/ids", params={"offset": -1}).status_code == 422
 
 
+def test_a_users_training_items(rec_client, model, small_positives):
+    user = int(model.users_.ids[4])
+    body = rec_client.get(f"/users/{user}/items", params={"limit": 5}).json()
+    had = small_positives.loc[small_positives["user"] == user, "item"]
+    assert body["user"] == user and body["total"] == len(had) > 5
+    assert len(body["items"]) == 5 and set(body["items"]) <= set(had.tolist())
+    assert set(rec_client.get(f"/users/{user}/items", params={"limit": 50}).json()["items"]) == set(had.tolist())
+    r = rec_client.get("/users/31415926/items")
+    assert r.status_code == 404 and "31415926" in r.json()["detail"]
+    assert rec_client.get(f"/users/{user}/items", params={"limit": 51}).status_code == 422
+
+
 def test_items_have_their_titles(rec_client, model, ml100k):
     wanted = [int(v) for v in model.items_.ids[:5]]
     body = rec_client.get("/items", params={"ids": [str(v) for v in wanted]}).json()  # "50" finds 50
@@ -307,7 +319,7 @@ def browser(tmp_path_factory):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,860", "--hide-scrollbars",
+                 "--disable-dev-shm-usage", "--window-size=1280,940", "--hide-scrollbars",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -453,6 +465,10 @@ def test_recommender_page_in_a_browser(browser, rec_bundle, model, titles, reque
         for entry, answer in zip(shown, expected):
             assert title_of[answer["item"]] in entry["text"] and f"{answer['score']:.3f}" in entry["text"]
         assert browser.find_element(By.ID, "title").text == f"Recommendations for user {user}"
+        seen = httpx.get(f"{base}/users/{user}/items", params={"limit": 8}).json()
+        chips = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#based-on .chip")]
+        assert chips == [title_of[i] for i in seen["items"]]
+        assert f"and {seen['total'] - 8} more" in browser.find_element(By.ID, "based-on").text
         # a new user's history, typed and found by title; an unknown id is shown as not used
         history = [int(v) for v in model.items_.ids[:3]]
         box = browser.find_element(By.ID, "history")

@@ -183,7 +183,7 @@ def test_docs_page_works_without_internet(client):
 
 
 RECOMMENDER_PATHS = {"/health", "/metadata", "/recommend", "/recommend/history", "/similar-items", "/users", "/items",
-                     "/items/search"}
+                     "/items/search", "/users/{user}/items"}
 IMAGE_PATHS = {"/health", "/metadata", "/images/search", "/images/similar", "/images/ids", "/images/file/{image_id}"}
 RATING_PATHS = {"/health", "/metadata", "/predict"}
 

@@ -47,21 +47,23 @@
     if (!items.length) $("empty").textContent = "Nothing to recommend: every item is left out.";
   }
 
-  function showBasedOn(known, unknown) {
+  function showBasedOn(label, known, unknown = [], more = 0) {
     const box = $("based-on");
     box.hidden = !known.length && !unknown.length;
-    box.replaceChildren(el("span", { class: "based-on-label", text: "From the history:" }),
+    box.replaceChildren(el("span", { class: "based-on-label", text: label }),
       ...known.map((id) => el("span", { class: "chip", text: titleOf(id), title: `item ${id}` })),
-      ...unknown.map((id) => el("span", { class: "chip unknown", text: `${id}: unknown`, title: "Not an item of the model: not used" })));
+      ...unknown.map((id) => el("span", { class: "chip unknown", text: `${id}: unknown`, title: "Not an item of the model: not used" })),
+      more > 0 ? el("span", { class: "based-on-label", text: `and ${more.toLocaleString("en")} more` }) : null);
   }
 
   async function recommendUser(user) {
     showStatus("Recommending…");
     try {
       const body = await postJSON("/recommend", { user, k: k(), exclude_seen: $("exclude").checked });
-      await fetchTitles(body.items.map((x) => x.item));
+      const seen = await getJSON(`/users/${encodeURIComponent(String(body.user))}/items?limit=${Math.min(8, maxK)}`);
+      await fetchTitles([...body.items.map((x) => x.item), ...seen.items]);
       showList(`Recommendations for user ${body.user}`, `top ${body.items.length}`, body.items);
-      $("based-on").hidden = true;
+      showBasedOn(`User ${body.user} has:`, seen.items, [], seen.total - seen.items.length);
       showStatus("");
     } catch (err) {
       showError(err);
@@ -82,7 +84,7 @@
       const known = [...new Set(items.filter((id) => !unknown.has(id)))];
       await fetchTitles([...body.items.map((x) => x.item), ...known]);
       showList("Recommendations for a new user", `top ${body.items.length}, from ${known.length} known item(s)`, body.items);
-      showBasedOn(known, [...unknown]);
+      showBasedOn("From the history:", known, [...unknown]);
       showStatus("");
     } catch (err) {
       showError(err);
