@@ -2,8 +2,8 @@
 folder (in process, with TestClient), then each page in a real headless Chromium driven by Selenium,
 checked against the JSON API's answers, with a screenshot kept as a test artefact.
 
-Screenshots go to ``$AEREC_TEST_ARTEFACTS`` (default: pytest's temporary directory);
-``AEREC_README_SCREENSHOTS=1`` also writes the README's PNGs into ``docs/images/``. Without Chromium and
+Screenshots go to ``$AEREC_TEST_ARTEFACTS`` (default: pytest's temporary directory; the README's are
+made by ``docs/screenshots.py`` on larger models). Without Chromium and
 chromedriver (Debian's ``chromium`` and ``chromium-driver``) the browser tests fail under CI (``CI=true``)
 and are skipped elsewhere."""
 from __future__ import annotations
@@ -12,9 +12,6 @@ import io
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -25,12 +22,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import aerec
+import browser as browsers
 from aerec.exceptions import InvalidParameterError, MissingColumnError, OutsideFolderError
 from aerec.server import create_app
 from aerec.web import confined_file, item_titles, page_html, thumbnail_png
-
-DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-
 
 # --- data: real MNIST digits as files, a real recommender on ML-100K ------------------------------------
 @pytest.fixture(scope="module")
@@ -296,67 +291,19 @@ def test_start_options_are_checked(image_bundle, rec_bundle, tmp_path):
 
 
 # --- a real browser -----------------------------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """Headless Chromium (Debian's) under Selenium; under CI its absence is a failure, not a skip."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).is_file()]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("the selenium package (pip install -e '.[test]')")
-    if missing:
-        message = (f"the browser tests need {', '.join(missing)}: apt-get install chromium chromium-driver "
+    absent = browsers.missing()
+    if absent:
+        message = (f"the browser tests need {', '.join(absent)}: apt-get install chromium chromium-driver "
                    f"(.ci/run does it)")
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message)
         pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,940", "--hide-scrollbars",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver = browsers.chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Live:
-    """An app served by uvicorn on a free loopback port, in a thread."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def _wait(driver, condition, what: str, timeout: float = 20):
@@ -378,9 +325,6 @@ def _screenshot(driver, request, tmp_path_factory, name: str) -> Path:
     assert driver.save_screenshot(str(path)), path
     image = Image.open(path)
     assert image.size[0] >= 1000 and len(np.unique(np.asarray(image.convert("L")))) > 16  # a page was drawn, not a blank
-    if os.environ.get("AEREC_README_SCREENSHOTS") == "1":
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        image.save(DOCS_IMAGES / f"page-{name}.png", optimize=True)
     return path
 
 
@@ -398,7 +342,7 @@ def _console_errors(driver) -> list:
 def test_image_page_in_a_browser(browser, image_bundle, image_folder, search, request, tmp_path_factory, tmp_path):
     from selenium.webdriver.common.by import By
 
-    with _Live(create_app(image_bundle)) as base:
+    with browsers.Live(create_app(image_bundle)) as base:
         browser.get(base + "/")
         _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#picker button img[src]")) == 24,
               "the picker's 24 thumbnails")
@@ -450,7 +394,7 @@ def test_recommender_page_in_a_browser(browser, rec_bundle, model, titles, reque
     from selenium.webdriver.common.keys import Keys
 
     title_of = titles.set_index("item")["title"]
-    with _Live(create_app(rec_bundle, titles=titles)) as base:
+    with browsers.Live(create_app(rec_bundle, titles=titles)) as base:
         browser.get(base + "/")
         _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#user-ids option"), "the user picker")
         options = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#user-ids option")]
@@ -506,7 +450,7 @@ def test_the_page_asks_for_the_key_and_then_works(browser, rec_bundle, model):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    with _Live(create_app(rec_bundle, api_key="page-key-123")) as base:
+    with browsers.Live(create_app(rec_bundle, api_key="page-key-123")) as base:
         browser.get(base + "/")
         browser.execute_script("sessionStorage.clear()")
         browser.refresh()
