@@ -299,10 +299,14 @@ def serve(
     if api_key is None and not _is_loopback(host):
         typer.secho(f"warning: serving on {host} without --api-key: anyone who can reach this machine can query "
                     f"the model", fg=typer.colors.YELLOW, err=True)
+    if images is not None and kind != "image search":
+        _fail(f"--images is for ImageSearch bundles; {bundle} holds a {meta['class']}")
     if images is not None and not images.is_dir():
         _fail(f"--images {images}: no such folder")
-    if titles is not None and not titles.is_file():
-        _fail(f"--titles {titles}: no such file")
+    if titles is not None:
+        if kind != "recommender":
+            _fail(f"--titles is for recommender bundles; {bundle} holds a {meta['class']}")
+        _check_titles(titles, (meta.get("columns") or {}).get("item", "item"), title_column)
     os.environ["AEREC_BUNDLE"] = str(bundle.resolve())
     if api_key:
         os.environ["AEREC_API_KEY"] = api_key
@@ -312,6 +316,18 @@ def serve(
     os.environ["AEREC_TITLE_COLUMN"] = title_column
     uvicorn.run("aerec.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
+
+
+@_errors
+def _check_titles(titles: Path, item: str, title: str) -> None:
+    """Fail now, in one line, on a titles table without the columns the server reads (not in every worker)."""
+    from .data import read_table
+
+    columns = list(read_table(titles).columns)
+    absent = [c for c in (item, title) if c not in columns]
+    if absent:
+        _fail(f"--titles {titles} has no column(s) {absent} (its columns: {columns}); the item ids are read "
+              f"from {item!r}, the titles from --title-column ({title!r})")
 
 
 def _is_loopback(host: str) -> bool:
