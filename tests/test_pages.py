@@ -8,10 +8,12 @@ chromedriver (Debian's ``chromium`` and ``chromium-driver``) the browser tests f
 and are skipped elsewhere."""
 from __future__ import annotations
 
+import gc
 import io
 import os
 import re
 import shutil
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -194,6 +196,48 @@ def test_a_titles_table_is_checked_at_start(rec_bundle, image_bundle, model, tit
     assert shown.to_dict() == titles.set_index("item")["title"][model.items_.ids].to_dict()
     with pytest.raises(InvalidParameterError, match="titles are for recommender bundles"):
         create_app(image_bundle, titles=titles)
+
+
+def test_aerec_serve_passes_the_page_options(rec_bundle, titles, image_bundle, image_folder, tmp_path, monkeypatch):
+    """``aerec serve --titles/--images`` reach the app through the environment ``app_from_env`` reads."""
+    import subprocess
+    import sys
+
+    titles.to_csv(tmp_path / "items.csv", index=False)
+    port = browsers.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "aerec.cli", "serve", str(rec_bundle), "--port", str(port),
+                             "--titles", str(tmp_path / "items.csv")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/items", params={"ids": [50]}, timeout=2).json()
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"aerec serve did not start: {proc.stdout.read().decode()[-2000:]}")
+                time.sleep(0.2)
+        assert body == {"items": [{"item": 50, "title": "Star Wars (1977)"}]}
+        assert "<title>aerec · recommendations</title>" in httpx.get(f"http://127.0.0.1:{port}/").text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # --images: another folder with the same files serves them; the default is the folder fitted on
+    copy = tmp_path / "copy"
+    shutil.copytree(image_folder, copy, symlinks=True)
+    (copy / "more" / next(p.name for p in (image_folder / "more").iterdir())).unlink()
+    from aerec.server import app_from_env
+
+    monkeypatch.setenv("AEREC_BUNDLE", str(image_bundle))
+    monkeypatch.setenv("AEREC_IMAGES", str(copy))
+    client = TestClient(app_from_env())
+    gc.unfreeze()  # app_from_env freezes what the process holds, for a serving process; this one goes on testing
+    gone = next(i for i in aerec.load(image_bundle).index_.ids_.ids if i.startswith("more/") and not (copy / i).exists())
+    assert client.get(f"/images/file/{gone}").status_code == 404  # read from the copy, where it is missing
+    monkeypatch.delenv("AEREC_IMAGES")
+    default = TestClient(app_from_env())
+    gc.unfreeze()
+    assert default.get(f"/images/file/{gone}").status_code == 200  # the fitted folder has it
 
 
 # --- thumbnails -------------------------------------------------------------------------------------------------
