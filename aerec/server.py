@@ -399,7 +399,7 @@ def _page(app, kind: str) -> None:
         return
     app.mount(_PAGE_ASSETS, StaticFiles(directory=str(STATIC)), name="page-assets")
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page():
         return HTMLResponse(html, headers=_PAGE_HEADERS)
 

@@ -15,10 +15,17 @@
     urls[group] = [];
   }
 
+  // an indexed image's picture, or its id where the server has no folder to read pictures from
+  function picture(id, group, size) {
+    if (!thumbnails) return el("span", { class: "thumb missing", text: String(id) });
+    const img = el("img", { alt: String(id) });
+    thumb(img, id, group, size);
+    return img;
+  }
+
   // thumbnails go through fetch, so they carry the API key like every other request
   async function thumb(img, id, group, size) {
     img.classList.add("thumb");
-    if (!thumbnails) { img.classList.add("missing"); return; }
     try {
       const blob = await (await request(fileUrl(id) + (size ? `?size=${size}` : ""))).blob();
       const url = URL.createObjectURL(blob);
@@ -41,10 +48,9 @@
     total = page.total;
     release("picker");
     $("picker").replaceChildren(...page.ids.map((id) => {
-      const img = el("img", { alt: String(id) });
-      thumb(img, id, "picker", 96);
       return el("button", { type: "button", title: String(id), class: id === current ? "current" : null,
-                             dataset: { id: JSON.stringify(id) }, onclick: () => similar(id) }, img);
+                             dataset: { id: JSON.stringify(id) }, onclick: () => similar(id) },
+                picture(id, "picker", 96));
     }));
     const pages = Math.max(1, Math.ceil(total / PAGE));
     $("page-info").textContent = `page ${Math.floor(offset / PAGE) + 1} of ${pages}`;
@@ -62,13 +68,11 @@
     release("results");
     const best = Math.max(...items.map((x) => x.score), 1e-9);
     $("results").replaceChildren(...items.map((x) => {
-      const img = el("img", { alt: String(x.id) });
-      thumb(img, x.id, "results", 240);
       const width = Math.max(0, Math.min(100, (100 * x.score) / best));
       return el("li", { class: "card", title: `${x.id}: click for its neighbours`,
                         dataset: { id: JSON.stringify(x.id), score: String(x.score), rank: String(x.rank) },
                         onclick: () => similar(x.id) },
-        el("div", { class: "frame" }, img),
+        el("div", { class: "frame" }, picture(x.id, "results", 240)),
         el("div", { class: "meta" },
           el("div", { class: "top" }, el("span", { class: "rank", text: `#${x.rank}` }),
                                       el("span", { class: "score", text: score(x.score) })),
@@ -91,7 +95,8 @@
     try {
       const body = await postJSON("/images/similar", { id, k: k() });
       release("query");
-      thumb($("query-image"), id, "query", 240);
+      $("query-image").hidden = !thumbnails;
+      if (thumbnails) thumb($("query-image"), id, "query", 240);
       showQuery(String(id), `its ${body.items.length} nearest indexed images (itself left out)`);
       showResults(body.items);
       showStatus("");
@@ -114,6 +119,7 @@
       const url = URL.createObjectURL(file);
       urls.query.push(url);
       const img = $("query-image");
+      img.hidden = false;
       img.classList.remove("missing");
       img.addEventListener("load", () => img.classList.toggle("small", img.naturalWidth < 96), { once: true });
       img.src = url;
@@ -131,9 +137,9 @@
       thumbnails = meta.thumbnails !== false;
       maxK = meta.limits.max_k;
       $("k").max = String(maxK);
+      $("no-pictures").hidden = thumbnails;
       await loadPicker();
-      showStatus(thumbnails ? "" : "This server has no image folder to show thumbnails from (start it with --images DIR).",
-                 "busy");
+      showStatus("");
     } catch (err) {
       showError(err);
     }
