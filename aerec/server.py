@@ -714,6 +714,8 @@ class _Gate:
 
 
 def _is_open(path: str, open_paths: tuple[str, ...]) -> bool:
+    if any(part in (".", "..") for part in path.split("/")):  # "/ui/../metadata" is not under "/ui"
+        return False
     return path in open_paths or any(path.startswith(p + "/") for p in open_paths)
 
 

@@ -128,10 +128,32 @@ def test_the_page_is_open_and_the_data_behind_the_key(rec_bundle, image_bundle, 
         assert secured.get(data_route).status_code == 401
         assert secured.get("/metadata").status_code == 401
         assert secured.get(data_route, headers={"X-API-Key": "s3cret-key"}).status_code == 200
-        assert secured.get("/ui/../metadata").status_code == 401  # no way round the gate through the open prefix
+        for dotted in ("/ui/../metadata", "/ui/%2e%2e/users", "/ui/./../images/ids"):  # sent as is, not normalised
+            assert _raw_get(secured.app, dotted) == 401, dotted
+        assert secured.head("/").status_code == 200
     # the page keeps the key in the tab's sessionStorage only, and sends it as the gate's header
     script = TestClient(create_app(rec_bundle)).get("/ui/common.js").text
     assert "sessionStorage" in script and "localStorage" not in script and '"X-API-Key"' in script
+
+
+def _raw_get(app, path: str) -> int:
+    """The status of a GET of ``path`` exactly as given (HTTP clients remove dot segments before sending)."""
+    import asyncio
+
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    decoded = urllib.parse.unquote(path)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": decoded, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": [],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start")
 
 
 # --- the small routes the pages read -------------------------------------------------------------------------
