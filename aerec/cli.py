@@ -269,8 +269,13 @@ def serve(
     port: int = typer.Option(8000),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
     api_key: str = typer.Option(None, envvar="AEREC_API_KEY", help="Require this X-API-Key header."),
+    images: Path = typer.Option(None, help="ImageSearch: the folder to show thumbnails from (default: the one "
+                                           "it was fitted on); nothing outside it is served."),
+    titles: Path = typer.Option(None, help="Recommenders: a CSV/TSV/Parquet of item features whose titles the "
+                                           "page shows (the model's item id column and --title-column)."),
+    title_column: str = typer.Option("title", help="The column of --titles to show."),
 ):
-    """Serve a bundle over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    """Serve a bundle over HTTP (FastAPI + uvicorn): a page for a browser at /, OpenAPI docs at /docs."""
     import os
 
     try:
@@ -294,11 +299,35 @@ def serve(
     if api_key is None and not _is_loopback(host):
         typer.secho(f"warning: serving on {host} without --api-key: anyone who can reach this machine can query "
                     f"the model", fg=typer.colors.YELLOW, err=True)
+    if images is not None and kind != "image search":
+        _fail(f"--images is for ImageSearch bundles; {bundle} holds a {meta['class']}")
+    if images is not None and not images.is_dir():
+        _fail(f"--images {images}: no such folder")
+    if titles is not None:
+        if kind != "recommender":
+            _fail(f"--titles is for recommender bundles; {bundle} holds a {meta['class']}")
+        _check_titles(titles, (meta.get("columns") or {}).get("item", "item"), title_column)
     os.environ["AEREC_BUNDLE"] = str(bundle.resolve())
     if api_key:
         os.environ["AEREC_API_KEY"] = api_key
+    for name, value in (("AEREC_IMAGES", images), ("AEREC_TITLES", titles)):
+        if value is not None:
+            os.environ[name] = str(value.resolve())
+    os.environ["AEREC_TITLE_COLUMN"] = title_column
     uvicorn.run("aerec.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")
+
+
+@_errors
+def _check_titles(titles: Path, item: str, title: str) -> None:
+    """Fail now, in one line, on a titles table without the columns the server reads (not in every worker)."""
+    from .data import read_table
+
+    columns = list(read_table(titles).columns)
+    absent = [c for c in (item, title) if c not in columns]
+    if absent:
+        _fail(f"--titles {titles} has no column(s) {absent} (its columns: {columns}); the item ids are read "
+              f"from {item!r}, the titles from --title-column ({title!r})")
 
 
 def _is_loopback(host: str) -> bool:

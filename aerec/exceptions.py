@@ -14,6 +14,7 @@ __all__ = [
     "MissingColumnError",
     "ImageTooLargeError",
     "UnknownIdError",
+    "OutsideFolderError",
     "ChecksumError",
     "BundleError",
     "DownloadError",
@@ -113,3 +114,7 @@ class ConvertedImagesWarning(AerecWarning):
 
 class BundleVersionWarning(AerecWarning):
     """A bundle was written with other major.minor versions of the libraries that read it."""
+
+
+class OutsideFolderError(AerecError, PermissionError):
+    """A file asked for resolves outside the folder it must be read from (``..``, an absolute path, a symlink)."""

@@ -75,6 +75,9 @@ class ImageSearch(BaseEstimator):
         Why: the line ``fit`` prints.
     history_ : dict of per-epoch training and validation loss
     skipped_ : list of (path, reason) for folder files that could not be read
+    folder_ : str or None
+        The folder fitted on (absolute), whose files the ids name; None when fitted on an array.
+        ``aerec serve`` shows thumbnails from it unless told another folder.
 
     Examples
     --------
@@ -185,6 +188,7 @@ class ImageSearch(BaseEstimator):
         source = self._source(images, ids, on_error)
         self.image_shape_ = source.shape
         self.skipped_ = source.skipped
+        self.folder_ = str(Path(images).resolve()) if isinstance(images, (str, Path)) else None
         h, w, c = source.shape
         how = {"crop": "aspect kept by a centre crop", "pad": "aspect kept by padding", "stretch": "stretched"}
         self.sizing_ = (f"working size {h}x{w}x{c}: {source.why}; {how[source.aspect]}"
@@ -342,7 +346,7 @@ class ImageSearch(BaseEstimator):
         self.model_.save(directory / "model.keras")
         return {"image_shape": list(self.image_shape_), "history": self.history_, "fit_seconds": self.fit_seconds_,
                 "index": save_part(self.index_, directory, "index"), "skipped": self.skipped_,
-                "sizing": self.sizing_}
+                "sizing": self.sizing_, "folder": self.folder_}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "ImageSearch":
@@ -357,5 +361,6 @@ class ImageSearch(BaseEstimator):
         search.history_, search.fit_seconds_ = meta["history"], meta["fit_seconds"]
         search.skipped_ = [tuple(s) for s in meta.get("skipped", [])]
         search.sizing_ = meta.get("sizing", "")
+        search.folder_ = meta.get("folder")
         search.fitted_ = True
         return search

@@ -11,6 +11,12 @@ a recommender             ``POST /recommend`` (known user), ``POST /recommend/hi
 ``AutoRec``               ``POST /predict`` (ratings of (user, item) pairs)
 ========================  =========================================================================
 
+A recommender and an ``ImageSearch`` bundle also get a page for a browser at ``GET /`` (HTML, CSS and
+JavaScript of :mod:`aerec.web`, nothing from a CDN) and the small routes it reads: ``GET /users``
+and ``GET /items`` (ids, and the items' titles when the app was given a table of them), ``GET
+/images/ids`` and ``GET /images/file/{id}`` (a thumbnail, read only from the image folder given at
+start: ``..``, absolute paths and symlinks out of it are refused with 403).
+
 Nothing is loaded at import and nothing is global: each app holds its own model, and the routes call
 only the estimators' public API (the recommenders' :class:`~aerec.TopK` array methods, whose hot path
 is the model's user code in NumPy and one FAISS search; ``ImageSearch.search``; ``AutoRec.predict``).
@@ -31,9 +37,9 @@ from pathlib import Path
 from typing import Callable, Literal, Union
 
 try:
-    from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+    from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from fastapi.security import APIKeyHeader
     from pydantic import BaseModel, Field, StrictInt, StrictStr
     from typing_extensions import Annotated
@@ -44,7 +50,8 @@ import numpy as np
 
 from .data import coerce_ids
 from .data.images import decode_image
-from .exceptions import AerecError, DataValidationError, ImageTooLargeError, InvalidParameterError, UnknownIdError
+from .exceptions import (AerecError, DataValidationError, ImageTooLargeError, InvalidParameterError, OutsideFolderError,
+                         UnknownIdError)
 
 __all__ = ["create_app", "app_from_env", "serving_kind", "served_kinds"]
 
@@ -137,6 +144,27 @@ class PredictResponse(BaseModel):
     n_fallback: int = Field(description="How many pairs got a fallback instead of the model's prediction.")
 
 
+class IdPage(BaseModel):
+    total: int = Field(description="How many ids there are in all.")
+    offset: int
+    ids: list[Id] = Field(description="The ids from ``offset`` on, in the model's order.")
+
+
+class UserItems(BaseModel):
+    user: Id
+    total: int = Field(description="How many items the user interacted with in training.")
+    items: list[Id] = Field(description="The first ``limit`` of them, the heaviest (e.g. highest rated) first.")
+
+
+class ItemTitle(BaseModel):
+    item: Id
+    title: str | None = Field(description="The item's title; null when the server was given none for it.")
+
+
+class ItemsResponse(BaseModel):
+    items: list[ItemTitle]
+
+
 class Health(BaseModel):
     status: str
     model: str
@@ -154,6 +182,9 @@ class Metadata(BaseModel):
     n_images: int | None = None
     image_shape: list[int] | None = None
     rating_range: list[float] | None = None
+    titles: int | None = Field(None, description="Recommenders: how many items have a title (0: none given).")
+    thumbnails: bool | None = Field(None, description="Image search: whether ``/images/file/{id}`` has a folder "
+                                                      "to read thumbnails from.")
 
 
 class ErrorBody(BaseModel):
@@ -203,13 +234,21 @@ class _Limits:
         self.max_upload_bytes, self.max_image_pixels, self.max_body_bytes = max_upload_bytes, max_image_pixels, max_body_bytes
 
 
+class _Sources:
+    """What the app reads besides the bundle: the folder of the indexed images, the items' titles."""
+
+    def __init__(self, images_root: Path | None, titles):
+        self.images_root, self.titles = images_root, titles
+
+
 class _TooLarge(AerecError, ValueError):
     """A request over a size limit (answered 413)."""
 
 
 def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_history: int = 10_000,
                via: str = "index", max_pairs: int = 10_000, max_upload_bytes: int = 10 * 2**20,
-               max_image_pixels: int = 4096 * 4096, max_body_bytes: int = 2**20):
+               max_image_pixels: int = 4096 * 4096, max_body_bytes: int = 2**20, images_root=None, titles=None,
+               title_column: str = "title"):
     """A FastAPI app serving the bundle at ``bundle_path``; its routes depend on what the bundle holds.
 
     Parameters
@@ -233,6 +272,15 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         Largest image upload, in bytes and in decoded pixels (image search; 413 beyond them).
     max_body_bytes : int
         Largest JSON body (413 beyond it, from the Content-Length header or while the body streams in).
+    images_root : path, optional
+        Image search: the folder ``GET /images/file/{id}`` reads the indexed images from (an id is a
+        path relative to it); by default the folder the ``ImageSearch`` was fitted on, when it was
+        fitted on a folder that is still there. Nothing outside it is ever read.
+    titles : DataFrame or path, optional
+        Recommenders: a table of item features (CSV, TSV or Parquet) with the model's item id column
+        and ``title_column``; the page and ``GET /items`` show these titles.
+    title_column : str
+        The column of ``titles`` to show.
 
     Raises
     ------
@@ -253,6 +301,7 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
     if kind is None:
         raise TypeError(f"{Path(bundle_path).name} holds a {type(model).__name__}; the server answers "
                         f"{_served_classes()} bundles")
+    sources = _sources(model, kind, images_root, titles, title_column)
 
     app = FastAPI(title="aerec", version=__version__, docs_url=None, redoc_url=None,
                   description=f"{kind.capitalize()} {type(model).__name__} from the bundle {Path(bundle_path).name}.")
@@ -273,6 +322,10 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
     @app.exception_handler(UnknownIdError)
     async def unknown_id(request: Request, exc: UnknownIdError):
         return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(OutsideFolderError)
+    async def outside_folder(request: Request, exc: OutsideFolderError):
+        return JSONResponse(status_code=403, content={"detail": str(exc)})
 
     @app.exception_handler(_TooLarge)
     async def too_large(request: Request, exc: _TooLarge):
@@ -304,7 +357,8 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
         """Liveness: the model is loaded."""
         return {"status": "ok", "model": type(model).__name__}
 
-    served = _ROUTES[kind](app, model, limits, secured, errors, with_ids, via)
+    served = _ROUTES[kind](app, model, limits, secured, errors, with_ids, via, sources)
+    _page(app, kind)
 
     @app.get("/metadata", response_model=Metadata, dependencies=secured,
              responses={401: {"model": ErrorBody}} if api_key is not None else None)
@@ -316,13 +370,59 @@ def create_app(bundle_path, api_key: str | None = None, max_k: int = 1000, max_h
 
     # outermost: the key and the body size are checked before anything reads the body
     upload_paths = tuple(served.get("upload_paths", ()))
-    app.add_middleware(_Gate, api_key=api_key, open_paths=("/health", "/docs", "/openapi.json", _DOCS_ASSETS),
+    app.add_middleware(_Gate, api_key=api_key, open_paths=("/health", "/docs", "/openapi.json", _DOCS_ASSETS, "/",
+                                                         _PAGE_ASSETS),
                        limit=limits.max_body_bytes,
                        upload_paths=upload_paths, upload_limit=limits.max_upload_bytes)
     return app
 
 
 _DOCS_ASSETS = "/docs-assets"
+_PAGE_ASSETS = "/ui"
+#: the page runs only its own scripts and styles, talks only to this server, and is never framed
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
+                               "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
+}
+
+
+def _page(app, kind: str) -> None:
+    """``GET /``: the kind's page for a browser (when it has one), its assets at ``/ui``. Both are open
+    (they hold no data); the page sends the API key, typed in by its user, with every request it makes."""
+    from fastapi.staticfiles import StaticFiles
+
+    from .web import STATIC, page_html
+
+    html = page_html(kind)
+    if html is None:
+        return
+    app.mount(_PAGE_ASSETS, StaticFiles(directory=str(STATIC)), name="page-assets")
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page():
+        return HTMLResponse(html, headers=_PAGE_HEADERS)
+
+
+def _sources(model, kind: str, images_root, titles, title_column: str) -> _Sources:
+    """Check what the app is to read besides the bundle, once, at start."""
+    from .web import item_titles
+
+    if images_root is not None and kind != "image search":
+        raise InvalidParameterError(f"images_root is for ImageSearch bundles; this one holds a {type(model).__name__}")
+    if titles is not None and kind != "recommender":
+        raise InvalidParameterError(f"titles are for recommender bundles; this one holds a {type(model).__name__}")
+    root = None
+    if images_root is not None:
+        root = Path(images_root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{images_root}: no such folder (images_root)")
+    elif kind == "image search" and model.folder_ is not None and Path(model.folder_).is_dir():
+        root = Path(model.folder_)
+    shown = None
+    if titles is not None:
+        shown = item_titles(titles, model.items_, item=model.columns_["item"], title=title_column)
+    return _Sources(root.resolve() if root is not None else None, shown)
 
 
 def _offline_docs(app) -> None:
@@ -378,9 +478,22 @@ def _one_id(value, ids):
     return coerce_ids([value], ids)[0]
 
 
+def _check_limit(limit: int, cap: int) -> None:
+    if limit > cap:
+        raise DataValidationError(f"limit={limit} is above the limit of {cap} per request")
+
+
+def _id_page(ids, offset: int, limit: int | None, cap: int) -> dict:
+    """Ids ``offset .. offset + limit`` of an index, for the pages' pickers (``limit`` at most ``cap``)."""
+    if limit is None:
+        limit = min(100, cap)
+    _check_limit(limit, cap)
+    return {"total": len(ids), "offset": offset, "ids": ids[offset:offset + limit].tolist()}
+
+
 # --- recommenders ---------------------------------------------------------------------------------
 @_serves("recommender")
-def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
+def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str, sources: _Sources) -> dict:
     n_items = len(model.items_)
     if via == "index":
         model.index_  # noqa: B018 - an index built on first use is built now, not by the first request
@@ -417,13 +530,49 @@ def _recommender_routes(app, model, limits: _Limits, secured, errors, with_ids, 
         top = model.top_k_similar([_one_id(body.item, model.items_)], k=body.k, via=via)
         return {"item": body.item, "items": scored(top)}
 
-    return {"sizes": {"n_users": len(model.users_), "n_items": n_items},
+    titles = sources.titles if sources.titles is not None else {}
+
+    @app.get("/users", response_model=IdPage, dependencies=secured, responses=errors)
+    async def users(offset: Annotated[int, Query(ge=0)] = 0,
+                    limit: Annotated[int | None, Query(ge=1, description="At most max_k; default 100 (or max_k).")] = None):
+        """Ids of users seen at fit time, ``limit`` of them from ``offset`` on (for a picker)."""
+        return _id_page(model.users_.ids, offset, limit, limits.max_k)
+
+    @app.get("/users/{user}/items", response_model=UserItems, dependencies=secured, responses=with_ids)
+    async def user_items(user: str, limit: Annotated[int, Query(ge=1, description="At most max_k.")] = 20):
+        """The items a user seen at fit time interacted with in training (what the recommendations leave out)."""
+        _check_limit(limit, limits.max_k)
+        found = _one_id(user, model.users_)
+        row = model.interactions_.matrix[int(model.users_.index_of([found])[0])]
+        order = np.argsort(-row.data, kind="stable")[:limit]
+        return {"user": found, "total": int(row.nnz), "items": model.items_.ids_of(row.indices[order]).tolist()}
+
+    @app.get("/items", response_model=ItemsResponse, dependencies=secured, responses=with_ids)
+    async def items(ids: Annotated[list[str], Query(min_length=1, description="Item ids (repeat the parameter).")]):
+        """The titles of items (from the table given at start; null without one)."""
+        if len(ids) > limits.max_history:
+            raise DataValidationError(f"{len(ids)} ids; the limit is {limits.max_history}")
+        wanted = coerce_ids(ids, model.items_)
+        model.items_.index_of(wanted)  # unknown ids: 404 naming them
+        return {"items": [{"item": item, "title": titles.get(item)} for item in wanted]}
+
+    @app.get("/items/search", response_model=ItemsResponse, dependencies=secured, responses=errors)
+    async def find_items(q: Annotated[str, Query(min_length=1, max_length=200, description="Part of a title.")],
+                         limit: Annotated[int, Query(ge=1, description="At most max_k.")] = 20):
+        """Items whose title holds ``q`` (any case), in the model's order (none without titles)."""
+        _check_limit(limit, limits.max_k)
+        if not len(titles):
+            return {"items": []}
+        found = titles[titles.str.contains(q, case=False, regex=False)].head(limit)
+        return {"items": [{"item": item, "title": title} for item, title in found.items()]}
+
+    return {"sizes": {"n_users": len(model.users_), "n_items": n_items, "titles": len(titles)},
             "limits": {"max_k": k_cap, "max_history": limits.max_history, "max_body_bytes": limits.max_body_bytes}}
 
 
 # --- image search ----------------------------------------------------------------------------------
 @_serves("image search")
-def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
+def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: str, sources: _Sources) -> dict:
     n_images = len(search.index_)
     k_cap = min(limits.max_k, n_images)
 
@@ -455,7 +604,37 @@ def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: 
         _check_k(body.k, min(k_cap, n_images - 1), n_images - 1, "other indexed images")
         return {"id": body.id, "items": scored(search.similar([_one_id(body.id, search.index_.ids_)], k=body.k))}
 
-    return {"sizes": {"n_images": n_images, "image_shape": [int(v) for v in search.image_shape_]},
+    @app.get("/images/ids", response_model=IdPage, dependencies=secured, responses=errors)
+    async def image_ids(offset: Annotated[int, Query(ge=0)] = 0,
+                        limit: Annotated[int | None, Query(ge=1, description="At most max_k; default 100 (or max_k).")] = None):
+        """Ids of indexed images, ``limit`` of them from ``offset`` on (for a picker)."""
+        return _id_page(search.index_.ids_.ids, offset, limit, limits.max_k)
+
+    root = sources.images_root
+    png = {200: {"content": {"image/png": {}}, "description": "A PNG thumbnail."},
+           403: {"model": ErrorBody, "description": "The id's file is outside the image folder."}}
+
+    @app.get("/images/file/{image_id:path}", response_class=Response, dependencies=secured,
+             responses={**with_ids, **png})
+    def image_file(image_id: str, size: Annotated[int, Query(ge=16, le=512, description="Longest side, pixels.")] = 160):
+        """A thumbnail of an indexed image, read from the image folder given at start (404 without one)."""
+        from .web import confined_file, thumbnail_png
+
+        found = _one_id(image_id, search.index_.ids_)
+        if found not in search.index_.ids_:  # only indexed images: 404 naming any other id
+            raise UnknownIdError("image", [found], hint="/images/file/ serves indexed images only")
+        if root is None:
+            raise HTTPException(status_code=404, detail="no image folder: start the server with --images DIR "
+                                                        "(create_app(..., images_root=DIR))")
+        try:
+            path = confined_file(root, str(found))
+        except FileNotFoundError:
+            raise HTTPException(status_code=404, detail=f"image {found!r} has no file in the image folder") from None
+        return Response(thumbnail_png(path, size, max_pixels=limits.max_image_pixels), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    return {"sizes": {"n_images": n_images, "image_shape": [int(v) for v in search.image_shape_],
+                      "thumbnails": root is not None},
             "limits": {"max_k": k_cap, "max_upload_bytes": limits.max_upload_bytes,
                        "max_image_pixels": limits.max_image_pixels, "max_body_bytes": limits.max_body_bytes},
             "upload_paths": ["/images/search"]}
@@ -463,7 +642,7 @@ def _image_routes(app, search, limits: _Limits, secured, errors, with_ids, via: 
 
 # --- rating models ---------------------------------------------------------------------------------
 @_serves("rating model")
-def _rating_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str) -> dict:
+def _rating_routes(app, model, limits: _Limits, secured, errors, with_ids, via: str, sources: _Sources) -> dict:
     import pandas as pd
 
     rating = model.columns_["rating"]
@@ -535,6 +714,8 @@ class _Gate:
 
 
 def _is_open(path: str, open_paths: tuple[str, ...]) -> bool:
+    if any(part in (".", "..") for part in path.split("/")):  # "/ui/../metadata" is not under "/ui"
+        return False
     return path in open_paths or any(path.startswith(p + "/") for p in open_paths)
 
 
@@ -546,7 +727,7 @@ async def _reply(send, status: int, detail: str) -> None:
 def app_from_env():
     """App factory for ``uvicorn --factory`` and multi-worker serving: reads ``AEREC_BUNDLE`` (and
     ``AEREC_API_KEY``, ``AEREC_MAX_K``, ``AEREC_MAX_HISTORY``, ``AEREC_MAX_PAIRS``, ``AEREC_MAX_UPLOAD_BYTES``,
-    ``AEREC_MAX_BODY_BYTES``)."""
+    ``AEREC_MAX_BODY_BYTES``, ``AEREC_IMAGES``, ``AEREC_TITLES``, ``AEREC_TITLE_COLUMN``)."""
     bundle = os.environ.get("AEREC_BUNDLE")
     if not bundle:
         raise RuntimeError("set AEREC_BUNDLE to the bundle directory to serve")
@@ -555,7 +736,9 @@ def app_from_env():
                      max_history=int(os.environ.get("AEREC_MAX_HISTORY", "10000")),
                      max_pairs=int(os.environ.get("AEREC_MAX_PAIRS", "10000")),
                      max_upload_bytes=int(os.environ.get("AEREC_MAX_UPLOAD_BYTES", str(10 * 2**20))),
-                     max_body_bytes=int(os.environ.get("AEREC_MAX_BODY_BYTES", str(2**20))))
+                     max_body_bytes=int(os.environ.get("AEREC_MAX_BODY_BYTES", str(2**20))),
+                     images_root=os.environ.get("AEREC_IMAGES") or None, titles=os.environ.get("AEREC_TITLES") or None,
+                     title_column=os.environ.get("AEREC_TITLE_COLUMN") or "title")
     # TensorFlow, Keras and the model leave ~450,000 Python objects behind; a full collection of the
     # cyclic garbage collector (rare, but it comes) scans them all, a pause of a few hundred ms on
     # 2 cores for whatever requests are in flight. This process only serves, so they move to the

@@ -153,6 +153,18 @@ def test_serve_refuses_an_empty_key(tmp_path, small_positives):
     assert result.exit_code == 1 and "--api-key is empty" in result.output
 
 
+def test_serve_checks_its_page_options(tmp_path, small_positives):
+    aerec.Popularity().fit(small_positives).save(tmp_path / "pop")
+    (tmp_path / "titles.csv").write_text("item,name\n1,Toy Story\n")
+    result = runner.invoke(app, ["serve", str(tmp_path / "pop"), "--titles", str(tmp_path / "titles.csv")])
+    assert result.exit_code == 1 and "has no column(s) ['title']" in result.output and "--title-column" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["serve", str(tmp_path / "pop"), "--titles", str(tmp_path / "none.csv")])
+    assert result.exit_code == 1 and "no such file" in result.output
+    result = runner.invoke(app, ["serve", str(tmp_path / "pop"), "--images", str(tmp_path)])
+    assert result.exit_code == 1 and "--images is for ImageSearch bundles" in result.output
+
+
 def _free_port() -> int:
     import socket
 

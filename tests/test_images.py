@@ -52,6 +52,7 @@ def test_save_load_same_codes_and_results(tmp_path, fitted, digits):
     np.testing.assert_array_equal(same.codes(images[:20]).to_numpy(), fitted.codes(images[:20]).to_numpy())
     pd.testing.assert_frame_equal(same.search(images[:5], k=3), fitted.search(images[:5], k=3))
     assert same.get_params() == fitted.get_params()
+    assert fitted.folder_ is None and same.folder_ is None  # fitted on an array: no folder behind the ids
 
 
 def test_add_without_retraining(digits):
@@ -104,6 +105,9 @@ def test_folder_streams_and_names_corrupt_files(tmp_path, digits):
         search = small("conv-ae", epochs=1).fit(tmp_path / "imgs")
     assert len(search.index_) == 40 and search.skipped_[0][0].endswith("broken.png")
     assert "a/img001.png" in set(search.similar(["a/img001.png"], k=39)["query"])
+    assert search.folder_ == str((tmp_path / "imgs").resolve())  # where the ids point: aerec serve's thumbnails
+    search.save(tmp_path / "b")
+    assert aerec.load(tmp_path / "b").folder_ == search.folder_
     with pytest.raises(DataValidationError, match=r"broken\.png: cannot read it as an image"):
         small("conv-ae", epochs=1).fit(tmp_path / "imgs", on_error="raise")
 
