@@ -9,7 +9,7 @@ import pandas as pd
 
 from .base import BaseEstimator, register
 from .bundle import load_part, save_part
-from .data.images import ASPECTS, ImageSource, image_source, read_image
+from .data.images import ASPECTS, ImageSource, image_source, is_path_list, read_image
 from .exceptions import DataValidationError, UnknownIdError
 from .index import EmbeddingIndex
 from .params import Interval, Options, Widths
@@ -175,11 +175,12 @@ class ImageSearch(BaseEstimator):
 
         Parameters
         ----------
-        images : array (N, H, W[, C]) or path of a folder (searched recursively for PNG/JPEG)
+        images : array (N, H, W[, C]), path of a folder (searched recursively for PNG/JPEG), or list of image paths
         ids : list, optional
-            One id per image (default: positions for an array, relative paths for a folder).
+            One id per image (default: positions for an array, relative paths for a folder, the
+            paths as given for a list).
         on_error : {"skip", "raise"}
-            Unreadable files in a folder are skipped with a warning naming them, or raise.
+            Unreadable (or, in a list, missing) files are skipped with a warning naming them, or raise.
         """
         import keras
 
@@ -223,7 +224,7 @@ class ImageSearch(BaseEstimator):
         return np.concatenate(parts).astype(np.float32)
 
     def codes(self, images, ids=None) -> pd.DataFrame:
-        """Codes of ``images`` (an array or a folder), indexed by ``ids`` (columns ``c0..``)."""
+        """Codes of ``images`` (an array, a folder or a list of paths), indexed by ``ids`` (columns ``c0..``)."""
         self._check_fitted()
         source = self._source(images, ids, fitted=True)
         codes = self._encode(source)
@@ -310,9 +311,8 @@ class ImageSearch(BaseEstimator):
             return self._source(read_image(query, self.image_shape_, self.aspect)[None], fitted=True), [str(query)]
         if isinstance(query, (bytes, bytearray, Image.Image)):
             return self._source(read_image(query, self.image_shape_, self.aspect)[None], fitted=True), None
-        if isinstance(query, (list, tuple)) and query and all(isinstance(q, (str, Path)) for q in query):
-            images = np.stack([read_image(q, self.image_shape_, self.aspect) for q in query])
-            return self._source(images, fitted=True), [str(q) for q in query]
+        if is_path_list(query):  # streamed from the files; a file that cannot be read is named
+            return self._source(list(query), fitted=True, on_error="raise"), [str(q) for q in query]
         array = np.asarray(query)
         if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3) and array.shape[-1] == c):
             array = array[None]  # one image: (H, W) or (H, W, C)

@@ -132,13 +132,14 @@ class ImageSource:
 
 def image_source(images, ids=None, image_size=None, channels: int | None = None,
                  on_error: str = "skip", aspect: str = "crop") -> ImageSource:
-    """Check images given as an array (N, H, W[, C]) or a folder path, and describe how to read them.
+    """Check images given as an array (N, H, W[, C]), a folder or a list of files, and describe how to read them.
 
     Parameters
     ----------
-    images : array or path
+    images : array, folder path, or list of image file paths
     ids : list, optional
-        One id per image; default positions (array) or paths relative to the folder.
+        One id per image; default positions (array), paths relative to the folder, or the paths
+        as given (list).
     image_size : (height, width), optional
         Bring every image to this size; default: see :func:`working_size` (the images' own size
         when they all share one of at most ``MAX_OWN_SIZE`` a side, else ``DEFAULT_IMAGE_SIZE``).
@@ -146,7 +147,7 @@ def image_source(images, ids=None, image_size=None, channels: int | None = None,
         Convert to this many channels; default: the data's own (a folder mixing grayscale and
         colour files: the majority's, the others converted with a warning that counts them).
     on_error : {"skip", "raise"}
-        What to do with unreadable files in a folder: skip them with a
+        What to do with unreadable (or, in a list, missing) files: skip them with a
         :class:`~aerec.exceptions.DroppedRowsWarning` that counts and names them, or raise.
     aspect : {"crop", "pad", "stretch"}, default "crop"
         How an image of another aspect reaches the working size: centre crop, fit and pad with
@@ -159,8 +160,22 @@ def image_source(images, ids=None, image_size=None, channels: int | None = None,
     if aspect not in ASPECTS:
         raise ValueError(f"aspect must be one of {', '.join(map(repr, ASPECTS))}, got {aspect!r}")
     if isinstance(images, (str, Path)):
-        return _folder_source(Path(images), ids, image_size, channels, on_error, aspect)
+        folder = Path(images)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        names = [str(p.relative_to(folder)) for p in files]
+        return _files_source(files, names, ids, str(folder), image_size, channels, on_error, aspect, folder)
+    if is_path_list(images):
+        files = [Path(p) for p in images]
+        names = [str(p) for p in images] if ids is None else _check_ids(ids, len(files))
+        return _files_source(files, names, None, "the image list", image_size, channels, on_error, aspect)
     return _array_source(images, ids, image_size, channels, aspect)
+
+
+def is_path_list(images) -> bool:
+    """Whether ``images`` is a non-empty list or tuple of file paths (str or Path)."""
+    return isinstance(images, (list, tuple)) and bool(images) and all(isinstance(p, (str, Path)) for p in images)
 
 
 def _array_source(images, ids, image_size, channels, aspect="crop") -> ImageSource:
@@ -197,21 +212,23 @@ def _check_ids(ids, n: int) -> list:
     return ids
 
 
-def _folder_source(folder: Path, ids, image_size, channels, on_error, aspect="crop") -> ImageSource:
+def _files_source(files: list, names: list, ids, label: str, image_size, channels, on_error, aspect="crop",
+                  folder: Path | None = None) -> ImageSource:
+    """The readable ones of ``files`` (named ``names``; ``ids`` given for the readable ones of a folder)."""
     from PIL import Image, UnidentifiedImageError
 
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    good, modes, sizes, skipped = [], [], [], []
-    for path in files:
+    good, kept, modes, sizes, skipped = [], [], [], [], []
+    for path, name in zip(files, names):
         try:
+            if not path.is_file():
+                raise FileNotFoundError("no such file")
             with Image.open(path) as img:
                 img.verify()
             with Image.open(path) as img:  # verify() leaves the file unusable; reopen to read the header
                 modes.append(img.mode)
                 sizes.append(img.size[::-1])
             good.append(path)
+            kept.append(name)
         except (UnidentifiedImageError, *_undecodable()) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if on_error == "raise":
@@ -219,11 +236,12 @@ def _folder_source(folder: Path, ids, image_size, channels, on_error, aspect="cr
             skipped.append((str(path), reason))
     if skipped:
         named = "; ".join(f"{p} ({r})" for p, r in skipped[:5])
-        warnings.warn(f"{folder}: skipped {len(skipped)} of {len(files)} image file(s) that could not be read: "
+        warnings.warn(f"{label}: skipped {len(skipped)} of {len(files)} image file(s) that could not be read: "
                       f"{named}{' ...' if len(skipped) > 5 else ''}", DroppedRowsWarning, stacklevel=3)
     if not good:
-        raise DataValidationError(f"{folder}: no readable PNG or JPEG image in it (looked at {len(files)} file(s), "
-                                  f"recursively)")
+        where = " (looked recursively)" if folder is not None else ""
+        raise DataValidationError(f"{label}: no readable PNG or JPEG image in it (looked at {len(files)} "
+                                  f"file(s){where})")
     grey = {p for p, m in zip(good, modes) if m in ("L", "1", "I", "I;16", "F", "LA")}
     colour = [p for p in good if p not in grey]
     if channels is None:
@@ -231,12 +249,12 @@ def _folder_source(folder: Path, ids, image_size, channels, on_error, aspect="cr
         converted = sorted(colour if channels == 1 else grey)
         if converted:
             warnings.warn(
-                f"{folder}: converted {len(converted)} of {len(good)} image(s) to "
+                f"{label}: converted {len(converted)} of {len(good)} image(s) to "
                 f"{'greyscale' if channels == 1 else 'colour'}, the channels of the majority (e.g. "
-                f"{', '.join(str(p.relative_to(folder)) for p in converted[:3])}); pass channels=1 or channels=3 "
+                f"{', '.join(kept[good.index(p)] for p in converted[:3])}); pass channels=1 or channels=3 "
                 f"to choose", ConvertedImagesWarning, stacklevel=3)
     size, why = working_size(sizes, image_size)
-    ids = [str(p.relative_to(folder)) for p in good] if ids is None else _check_ids(ids, len(good))
+    ids = kept if ids is None else _check_ids(ids, len(good))
     return ImageSource(ids=ids, shape=(size[0], size[1], int(channels)), paths=good, skipped=skipped,
                        aspect=aspect, why=why)
 
