@@ -57,10 +57,18 @@ def library_versions() -> dict[str, str]:
 
 # --- JSON with tuples --------------------------------------------------------------------------
 def encode(value):
-    """A JSON-ready copy of ``value`` that keeps tuples apart from lists (``{"__tuple__": [...]}``)
-    and turns NumPy scalars and arrays into Python numbers and lists."""
+    """A JSON-ready copy of ``value`` that keeps tuples apart from lists (``{"__tuple__": [...]}``),
+    turns NumPy scalars and arrays into Python numbers and lists, paths into strings, and an
+    estimator given as a hyperparameter into its class and hyperparameters (``{"__estimator__":
+    name, "params": ...}``; what it learned is saved as a part by its owner, if it needs it)."""
     import numpy as np
 
+    from .base import BaseEstimator
+
+    if isinstance(value, BaseEstimator):
+        return {"__estimator__": type(value).__name__, "params": encode(value.get_params())}
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, tuple):
         return {"__tuple__": [encode(v) for v in value]}
     if isinstance(value, list):
@@ -79,6 +87,8 @@ def decode(value):
     if isinstance(value, dict):
         if set(value) == {"__tuple__"}:
             return tuple(decode(v) for v in value["__tuple__"])
+        if set(value) == {"__estimator__", "params"}:
+            return registered(value["__estimator__"])(**decode(value["params"]))
         return {k: decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [decode(v) for v in value]

@@ -50,6 +50,7 @@ def test_the_private_use_check_can_fail(tmp_path):
 CHECKED_ELSEWHERE = {
     ("ContentModel", "text"), ("ContentModel", "categorical"), ("ContentModel", "multilabel"),
     ("ContentModel", "numeric"), ("ContentModel", "vector"), ("ContentModel", "separator"),  # by aerec.features
+    ("ContentModel", "image"), ("ContentModel", "image_search"), ("ContentModel", "image_root"),  # in fit
     ("EmbeddingIndex", "kind"),  # any FAISS factory string: checked by FAISS itself, in _check_param_relations
     ("ImageSearch", "index_kind"),  # passed to EmbeddingIndex
 }

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import aerec
-from aerec.exceptions import DataValidationError, MissingColumnError, NotFittedError
+from aerec.exceptions import DataValidationError, DroppedRowsWarning, MissingColumnError, NotFittedError
 from aerec.features import feature_arrays, infer_feature_columns
 
 from contract import _same_rankings
@@ -226,3 +226,69 @@ def test_content_model_checks_its_parameters(split, features):
     with pytest.raises(ValueError):
         model.fit(warm, item_features=features, content=aerec.ContentModel(loss="cosine"))
     assert not model.is_fitted  # a failed content model leaves no half-fitted recommender
+
+
+# --- item photos -------------------------------------------------------------------------------
+def _photo(kind: int, rng) -> "Image.Image":
+    """A 32 x 32 grey photo of one of three looks: a bright band at the top, one at the left, a disc."""
+    from PIL import Image
+
+    y, x = np.mgrid[:32, :32]
+    shift = rng.integers(-3, 4)
+    pattern = [y < 12 + shift, x < 12 + shift, (y - 16 - shift) ** 2 + (x - 16) ** 2 < 64][kind]
+    pixels = np.clip(pattern * 200 + rng.normal(30, 20, (32, 32)), 0, 255).astype("uint8")
+    return Image.fromarray(pixels, mode="L")
+
+
+@pytest.fixture(scope="module")
+def photo_shop(tmp_path_factory):
+    """Three tastes; an item's look (its photo) says which taste it serves, its title nothing."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    items = pd.DataFrame({"item": [f"i{j}" for j in range(60)], "taste": np.repeat([0, 1, 2], 20)})
+    for row in items.itertuples():
+        _photo(row.taste, rng).save(root / f"{row.item}.png")
+    items["photo"] = items["item"] + ".png"
+    items["title"] = [f"product {w} {rng.integers(10**6)}" for w in rng.permutation(60)]
+    users = np.repeat(np.arange(150), 8)
+    taste = users % 3
+    liked = [f"i{20 * t + j}" for t, j in zip(taste, rng.integers(0, 20, len(users)))]
+    train = pd.DataFrame({"user": users, "item": liked}).drop_duplicates()
+    new = pd.DataFrame({"item": ["new0", "new1", "new2"], "taste": [0, 1, 2]})
+    for row in new.itertuples():
+        _photo(row.taste, rng).save(root / f"{row.item}.png")
+    new["photo"] = new["item"] + ".png"
+    new["title"] = "a brand new product"
+    return root, train, items, new
+
+
+def test_an_item_with_only_a_photo_and_a_title_is_recommended_to_its_taste(photo_shop, tmp_path):
+    root, train, items, new = photo_shop
+    search = aerec.ImageSearch(code_dim=8, filters=(8, 16), epochs=15, batch_size=16, seed=0, verbose=0)
+    content = aerec.ContentModel(image=["photo"], image_search=search, image_root=root, min_df=1)
+    model = aerec.EASE(l2=10.0).fit(train, item_features=items[["item", "title", "photo"]], content=content)
+    assert model.content_.columns_.vector == ("photo",) and model.content_.image_search_.fitted_
+    assert not hasattr(search, "fitted_")  # the estimator given is a template, left unfitted
+    model.add_items(new[["item", "title", "photo"]])
+    recs = model.recommend(sorted(train["user"].unique()), k=1, items=list(new["item"]))
+    hit = (recs["item"].str[-1].astype(int) == recs["user"] % 3).mean()
+    assert hit >= 0.8, hit  # by chance a third
+
+    model.save(tmp_path / "shop")
+    again = aerec.load(tmp_path / "shop")
+    np.testing.assert_allclose(again.item_codes().loc[list(new["item"])], model.item_codes().loc[list(new["item"])],
+                               atol=1e-5)
+    assert again.content_.image_search_ is not None
+
+
+def test_item_photos_that_cannot_be_read_are_counted_and_coded_without(photo_shop):
+    root, train, items, new = photo_shop
+    search = aerec.ImageSearch(code_dim=4, filters=(8,), epochs=1, seed=0, verbose=0)
+    content = aerec.ContentModel(image="photo", image_search=search, image_root=root, min_df=1)
+    model = aerec.EASE(l2=10.0).fit(train, item_features=items[["item", "title", "photo"]], content=content)
+    broken = new.assign(photo=["new0.png", "nowhere.png", None])
+    with pytest.warns(DroppedRowsWarning, match=r"1 photo\(s\) of column 'photo' could not be read.*nowhere.png"):
+        model.add_items(broken[["item", "title", "photo"]])
+    assert {"new0", "new1", "new2"} <= set(model.item_codes().index)
+    with pytest.raises(MissingColumnError, match="photo"):
+        model.add_items(pd.DataFrame({"item": ["x"], "title": ["t"]}))

@@ -40,10 +40,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..base import BaseEstimator, register
+from ..base import BaseEstimator, clone, register
+from ..bundle import load_part, save_part
+from ..data.interactions import check_columns
 from ..exceptions import DataValidationError, DroppedRowsWarning, InvalidParameterError
 from ..metrics import metrics_from_hits
 from ..params import Interval, Options, Widths
+from ..utils import shown
 from ..features import FeatureColumns, feature_arrays, infer_feature_columns
 
 __all__ = ["ContentModel"]
@@ -75,6 +78,17 @@ class ContentModel(BaseEstimator):
     text, categorical, multilabel, numeric, vector : list of str, optional
         Column roles given by name; the other columns' roles are inferred
         (:func:`aerec.features.infer_feature_columns`).
+    image : list of str, optional
+        Columns holding image file paths (an item's photo; empty for items without one), relative
+        to ``image_root``. Each is read as a ``vector`` column of the photos' codes from
+        ``image_search``; an item whose photo is missing or unreadable is coded without it (a
+        warning counts them).
+    image_search : aerec.ImageSearch, optional
+        What codes the photos: a fitted one is used as it is; an unfitted one (default
+        ``ImageSearch(seed=seed)``) is fitted on the photos of the feature table's items. It is
+        saved with the content model.
+    image_root : str or Path, optional
+        The folder relative image paths start from (default: the working directory).
     separator : str, default "|"
         What joins the labels of a multi-label string cell.
     max_tokens : int, default 20000
@@ -116,6 +130,8 @@ class ContentModel(BaseEstimator):
         Per epoch ``loss`` and ``val_recall@20`` (when items are held out), ``best_epoch``.
     n_training_items_ : int
         Items whose features and codes the map was learned from.
+    image_search_ : aerec.ImageSearch or None
+        What codes the ``image`` columns' photos.
 
     Examples
     --------
@@ -152,7 +168,8 @@ class ContentModel(BaseEstimator):
     }
 
     def __init__(self, loss: str = "ridge", hidden_dim=None, text_mode: str = "tfidf", text=None, categorical=None,
-                 multilabel=None, numeric=None, vector=None, separator: str = "|", max_tokens: int = 20000,
+                 multilabel=None, numeric=None, vector=None, image=None, image_search=None, image_root=None,
+                 separator: str = "|", max_tokens: int = 20000,
                  min_df: int = 2, numeric_bins: int = 20, embedding_dim: int = 32, sequence_length: int = 16,
                  dropout: float = 0.0, l2: float | None = None, folds: int = 5,
                  validation_fraction: float = 0.1, epochs: int = 30, patience: int = 5, batch_size: int = 256,
@@ -165,6 +182,9 @@ class ContentModel(BaseEstimator):
         self.multilabel = multilabel
         self.numeric = numeric
         self.vector = vector
+        self.image = image
+        self.image_search = image_search
+        self.image_root = image_root
         self.separator = separator
         self.max_tokens = max_tokens
         self.min_df = min_df
@@ -215,8 +235,12 @@ class ContentModel(BaseEstimator):
         recommender._check_fitted()
         start = time.perf_counter()
         item = recommender.columns_["item"]
+        images = self._image_columns()
+        self.image_search_ = self._fitted_image_search(item_features, images)
+        item_features = self._with_image_codes(item_features, "item_features")
+        vector = None if self.vector is None and not images else [*_names(self.vector), *images]
         self.columns_ = infer_feature_columns(item_features, item=item, text=self.text, categorical=self.categorical,
-                                              multilabel=self.multilabel, numeric=self.numeric, vector=self.vector,
+                                              multilabel=self.multilabel, numeric=self.numeric, vector=vector,
                                               separator=self.separator)
         ids, arrays = feature_arrays(item_features, self.columns_)
         columns = self.columns_.to_json()
@@ -347,7 +371,7 @@ class ContentModel(BaseEstimator):
     def _codes_of(self, item_features: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, codes)``: the ids of ``item_features`` and their codes ``[W_i, b_i]`` (n, code_dim + 1)."""
         self._check_fitted()
-        ids, arrays = feature_arrays(item_features, self.columns_, what)
+        ids, arrays = feature_arrays(self._with_image_codes(item_features, what), self.columns_, what)
         codes = [np.asarray(self.network_({k: v[s:s + 4096] for k, v in arrays.items()}), np.float32)
                  for s in range(0, len(ids), 4096)]
         width = self.network_.code_dim + 1
@@ -361,11 +385,66 @@ class ContentModel(BaseEstimator):
         frame["bias"] = codes[:, -1]
         return frame
 
+    # --- item photos ----------------------------------------------------------------------
+    def _image_columns(self) -> list:
+        return _names(self.image)
+
+    def _image_paths(self, series: pd.Series) -> tuple[np.ndarray, list]:
+        """Rows of ``series`` that name a photo, and those photos' paths (``image_root`` applied)."""
+        present = series.notna().to_numpy() & (series.astype(str).str.strip() != "").to_numpy()
+        root = Path(self.image_root) if self.image_root is not None else None
+        paths = [str(root / str(p)) if root is not None else str(p) for p in series[present]]
+        return np.flatnonzero(present), paths
+
+    def _fitted_image_search(self, item_features: pd.DataFrame, images: list):
+        if not images:
+            return None
+        from ..images import ImageSearch
+
+        check_columns(item_features, images, "item_features")
+        search = self.image_search if self.image_search is not None else ImageSearch(seed=int(self.seed))
+        if not isinstance(search, ImageSearch):
+            raise TypeError(f"image_search must be an aerec.ImageSearch, got {type(search).__name__}")
+        if getattr(search, "fitted_", False):
+            return search
+        paths = sorted({p for column in images for p in self._image_paths(item_features[column])[1]})
+        if not paths:
+            raise DataValidationError(f"item_features: image column(s) {images} name no photo to learn from")
+        return clone(search).fit(paths, on_error="skip")
+
+    def _with_image_codes(self, item_features: pd.DataFrame, what: str) -> pd.DataFrame:
+        """``item_features`` with each image column's paths replaced by the photos' codes (None where
+        an item has no readable photo, counted in a warning)."""
+        images = self._image_columns()
+        if not images:
+            return item_features
+        check_columns(item_features, images, what)
+        table = item_features.copy()
+        for column in images:
+            rows, paths = self._image_paths(item_features[column])
+            cells = [None] * len(table)
+            if paths:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DroppedRowsWarning)  # counted per item below
+                    codes = self.image_search_.codes(list(dict.fromkeys(paths)), ids=None)
+                by_path = dict(zip(codes.index, codes.to_numpy(np.float32)))
+                for r, path in zip(rows, paths):
+                    cells[r] = by_path.get(path)
+                unread = [(table.index[r], path) for r, path in zip(rows, paths) if path not in by_path]
+                if unread:
+                    warnings.warn(f"{what}: {len(unread)} photo(s) of column {column!r} could not be read, so those "
+                                  f"items are coded without a photo: {shown([f'{i!r} ({p})' for i, p in unread])}",
+                                  DroppedRowsWarning, stacklevel=4)
+            table[column] = pd.Series(cells, index=table.index, dtype=object)
+        return table
+
     # --- saving ----------------------------------------------------------------------------
     def _save_to(self, directory) -> dict:
         self.network_.save(Path(directory) / _NETWORK_FILE, include_optimizer=False)
+        images = None if self.image_search_ is None else save_part(self.image_search_, Path(directory), "images")
         return {"columns": self.columns_.to_json(), "history": self.history_, "calibration": self.calibration_,
-                "n_training_items": int(self.n_training_items_), "fit_seconds": float(self.fit_seconds_)}
+                "n_training_items": int(self.n_training_items_), "fit_seconds": float(self.fit_seconds_),
+                "images": images}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "ContentModel":
@@ -380,8 +459,13 @@ class ContentModel(BaseEstimator):
         model.calibration_ = meta.get("calibration")
         model.n_training_items_ = meta.get("n_training_items")
         model.fit_seconds_ = meta.get("fit_seconds")
+        model.image_search_ = None if meta.get("images") is None else load_part(Path(directory), meta["images"])
         model.fitted_ = True
         return model
+
+
+def _names(value) -> list:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 
