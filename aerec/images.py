@@ -48,7 +48,9 @@ class ImageSearch(BaseEstimator):
         Dense ReLU layers between the convolutions and the code.
     noise, noise_level : str, float
         Corruption of the denoising autoencoder: "shift" (default; random translations of up to
-        ``noise_level`` of the image size, which measured best on protocol C), "gaussian", "masking"
+        ``noise_level`` of the image size, which measured best on protocol C), "augment" (zooms,
+        shifts, brightness, contrast, blur and colour changes: codes for finding copies of a photo,
+        protocol C2), "gaussian", "masking"
         or "salt_pepper".
     beta : float
         KL weight of the variational autoencoder.
@@ -98,7 +100,7 @@ class ImageSearch(BaseEstimator):
         "aspect": [Options(*ASPECTS)],
         "filters": [Widths(1)],
         "dense": [Widths(1), Options(())],
-        "noise": [Options("shift", "gaussian", "masking", "salt_pepper"), None],
+        "noise": [Options("shift", "augment", "gaussian", "masking", "salt_pepper"), None],
         "noise_level": [Interval("real", 0, None)],
         "beta": [Interval("real", 0, None)],
         "epochs": [Interval("int", 1, None)],

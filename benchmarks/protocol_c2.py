@@ -27,7 +27,8 @@ Everything comes from photos that the dependencies ship (nothing is downloaded),
 Methods, all in one run: raw pixels (64x64x3 in [0, 1], cosine); PCA of raw pixels fitted on the
 sources at ``--code-dim`` (at most the number of sources - 1), cosine; pHash and dHash (``imagehash``,
 64 bits, Hamming distance, ties broken by source index); aerec ``ImageSearch`` kinds conv-ae,
-conv-dae (default noise "shift") and conv-vae at ``--code-dim``, trained for up to ``--epochs``
+conv-dae (default noise "shift"), conv-vae, and conv-dae with ``noise="augment"`` (a copy's changes as its
+corruption, strength ``--augment-level``) at ``--code-dim``, trained for up to ``--epochs``
 (early stopping on 10% of the sources, as ``ImageSearch`` does) on the sources only, the queries
 encoded by the trained model and searched in its exact (flat) index of the sources. "fit s" is the
 time to fit and index the sources, "query s" the time to encode and search all queries.
@@ -160,8 +161,13 @@ def main(argv=None) -> str:
     parser.add_argument("--code-dim", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--augment-level", type=float, default=0.15,
+                        help="noise_level of the conv-dae trained with noise='augment'")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="aerec models to train (default: conv-ae conv-dae conv-vae and the augment conv-dae)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.models = args.models or ["conv-ae", "conv-dae", "conv-vae", f"conv-dae augment {args.augment_level}"]
 
     import imagehash
 
@@ -205,12 +211,16 @@ def main(argv=None) -> str:
         top = hamming_top(gallery, hash_bits(queries, method), 10)
         record(name, gallery.shape[1], top, fit_s, time.perf_counter() - start)
 
-    for kind in ("conv-ae", "conv-dae", "conv-vae"):
-        search = ImageSearch(kind=kind, code_dim=args.code_dim, epochs=args.epochs, index_kind="flat",
-                             seed=args.seed, verbose=0).fit(sources)
+    models = {"conv-ae": {}, "conv-dae": {}, "conv-vae": {},
+              f"conv-dae augment {args.augment_level}": {"kind": "conv-dae", "noise": "augment",
+                                                          "noise_level": args.augment_level}}
+    for name in args.models:
+        settings = {"kind": name, **models[name]}
+        search = ImageSearch(code_dim=args.code_dim, epochs=args.epochs, index_kind="flat", seed=args.seed, verbose=0,
+                             **settings).fit(sources)
         start = time.perf_counter()
         top = ranked(search.search(queries, k=10), len(queries), 10)
-        record(f"{kind} ({len(search.history_['loss'])} ep)", args.code_dim, top, search.fit_seconds_,
+        record(f"{name} ({len(search.history_['loss'])} ep)", args.code_dim, top, search.fit_seconds_,
                time.perf_counter() - start)
 
     command = "python benchmarks/protocol_c2.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -311,3 +311,16 @@ def test_denoise_removes_the_noise_it_was_trained_on(digits):
     assert psnr(out[..., 0]) > psnr(noisy) + 2  # noisy input 9.4 dB, denoised 11.6 (a tiny model, 8 epochs)
     np.testing.assert_array_equal(out, model.reconstruct(noisy))
     np.testing.assert_allclose(model.denoise(noisy[0])[0], out[0], atol=1e-5)  # one (H, W) image as a person passes it
+
+
+def test_augment_corruption_changes_training_inputs_only(digits):
+    from aerec.models.conv_ae import ConvAutoencoder
+
+    x = np.random.default_rng(0).random((4, 16, 16, 3)).astype("float32")
+    net = ConvAutoencoder((16, 16, 3), 4, (8,), noise="augment", noise_level=0.15, seed=0)
+    corrupted = np.asarray(net.corrupt(x))
+    assert corrupted.shape == x.shape and 0 <= corrupted.min() and corrupted.max() <= 1
+    assert np.abs(corrupted - x).mean() > 0.05
+    np.testing.assert_array_equal(np.asarray(net(x, training=False)), np.asarray(net(x, training=False)))
+    grey = small(noise="augment", noise_level=0.15, epochs=1).fit(digits[0][:64])  # one channel: no colour layers
+    assert grey.codes(digits[0][:2]).shape == (2, 8)

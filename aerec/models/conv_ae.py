@@ -6,7 +6,7 @@ from keras import layers, ops
 
 __all__ = ["ConvAutoencoder", "conv_encoder", "conv_decoder"]
 
-_NOISES = (None, "gaussian", "masking", "salt_pepper", "shift")
+_NOISES = (None, "gaussian", "masking", "salt_pepper", "shift", "augment")
 
 
 def conv_encoder(image_shape, filters, out_dim: int, name: str, dense=()) -> keras.Sequential:
@@ -43,6 +43,22 @@ def check_image_shape(image_shape, filters) -> tuple[int, int, int]:
     return h, w, c
 
 
+def _augmenter(level: float, channels: int, seed: int) -> list:
+    """The layers of the "augment" corruption, in the order a copy goes through them (images in [0, 1])."""
+    zoom, shift, change = min(2 * level, 0.9), min(level, 0.9), min(2 * level, 0.9)
+    stack = [layers.RandomZoom((-zoom, 0.0), fill_mode="reflect", seed=seed, name="zoom"),
+             layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed + 1, name="shift"),
+             layers.RandomBrightness(change, value_range=(0.0, 1.0), seed=seed + 2, name="brightness"),
+             layers.RandomContrast(change, value_range=(0.0, 1.0), seed=seed + 3, name="contrast"),
+             layers.RandomGaussianBlur(factor=(0.0, 1.0), kernel_size=3, sigma=(0.1, 1.0), value_range=(0.0, 1.0),
+                                       seed=seed + 4, name="blur")]
+    if channels == 3:
+        stack += [layers.RandomSaturation((max(0.0, 0.5 - change / 2), min(1.0, 0.5 + change / 2)),
+                                          value_range=(0.0, 1.0), seed=seed + 5, name="saturation"),
+                  layers.RandomGrayscale(factor=0.25, seed=seed + 6, name="greyscale")]
+    return stack
+
+
 @keras.saving.register_keras_serializable(package="aerec")
 class ConvAutoencoder(keras.Model):
     """Convolutional autoencoder: image -> code (``code_dim``) -> image.
@@ -59,10 +75,15 @@ class ConvAutoencoder(keras.Model):
     noise : {None, "gaussian", "masking", "salt_pepper", "shift"}
         Corruption applied to the input during training only: the denoising autoencoder. "shift"
         translates each image by up to ``noise_level`` of its size (the target stays unshifted),
-        which teaches codes that ignore small translations.
+        which teaches codes that ignore small translations. "augment" applies what a copied photo
+        goes through (a zoom into a part of it, a shift, brightness and contrast changes, a blur,
+        for colour images saturation changes and greyscale), so that the code of a copy stays near
+        its source's: near-duplicate retrieval.
     noise_level : float
-        Standard deviation (gaussian), share of pixels corrupted (masking, salt_pepper), or largest
-        translation as a share of height and width (shift).
+        Standard deviation (gaussian), share of pixels corrupted (masking, salt_pepper), largest
+        translation as a share of height and width (shift); for augment, the strength: zoom in by
+        up to ``2 * noise_level`` of each side, shift by up to ``noise_level``, brightness, contrast
+        and saturation by up to ``2 * noise_level``.
     seed : int
     """
 
@@ -83,6 +104,7 @@ class ConvAutoencoder(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.shifter = (layers.RandomTranslation(self.noise_level, self.noise_level, fill_mode="constant",
                                                  seed=self.seed, name="shift") if noise == "shift" else None)
+        self.augmenter = _augmenter(self.noise_level, self.image_shape[2], self.seed) if noise == "augment" else None
 
     def corrupt(self, x):
         """The training-time corruption of a batch (identity without noise)."""
@@ -90,6 +112,10 @@ class ConvAutoencoder(keras.Model):
             return x
         if self.noise == "shift":
             return self.shifter(x, training=True)
+        if self.noise == "augment":
+            for layer in self.augmenter:
+                x = layer(x, training=True)
+            return ops.clip(x, 0, 1)
         if self.noise == "gaussian":
             return ops.clip(x + keras.random.normal(ops.shape(x), stddev=self.noise_level, seed=self.seed_generator), 0, 1)
         u = keras.random.uniform(ops.shape(x), seed=self.seed_generator)
