@@ -39,9 +39,9 @@ def check_bundle(bundle, served_as) -> Path:
 
 def cpus_each(ray, cpus, workers: int) -> float:
     """CPUs to reserve per actor: ``cpus``, or 1 where the cluster has a CPU more than the actors need,
-    else an equal share that leaves one CPU's worth for Ray Data's read and write tasks (all-CPU
+    else an equal share of what is left after one whole CPU for Ray Data's read and write tasks (all-CPU
     actors would starve them: the job would wait forever on a small machine)."""
     if cpus is not None:
         return float(cpus)
     total = float(ray.cluster_resources().get("CPU", 1))
-    return 1.0 if total >= workers + 1 else total / (workers + 1)
+    return 1.0 if total >= workers + 1 else max(total - 1, 0.1) / workers  # Ray Data's tasks take 1 CPU each
