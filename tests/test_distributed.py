@@ -110,7 +110,7 @@ def test_embed_images_equals_codes(cluster, image_bundle, ease_bundle, tmp_path)
     assert got["id"].tolist() == want["id"].tolist()
     np.testing.assert_allclose(got["score"], want["score"], rtol=1e-5, atol=1e-6)
     assert len(index_from_shards(tmp_path / "codes", metric=search.metric)) == 40
-    with pytest.raises(BundleError, match="EASE, not a bundle of a image search"):
+    with pytest.raises(BundleError, match="holds a EASE, not a bundle of kind .image search."):
         embed_images(ease_bundle[1], folder, tmp_path / "other")
 
 

@@ -33,7 +33,7 @@ def check_bundle(bundle, served_as) -> Path:
         raise BundleError(f"{path}: {exc.args[0]}") from None
     kinds = [served_as] if isinstance(served_as, str) else list(served_as)
     if getattr(cls, "served_as", None) not in kinds:
-        raise BundleError(f"{path} holds a {meta['class']}, not a bundle of a {' or '.join(kinds)}")
+        raise BundleError(f"{path} holds a {meta['class']}, not a bundle of kind {' or '.join(map(repr, kinds))}")
     return path
 
 
