@@ -164,7 +164,8 @@ def main(argv=None) -> str:
     parser.add_argument("--augment-level", type=float, default=0.15,
                         help="noise_level of the conv-dae trained with noise='augment'")
     parser.add_argument("--models", nargs="+", default=None,
-                        help="aerec models to train (default: conv-ae conv-dae conv-vae and the augment conv-dae)")
+                        help="aerec models to train (default: conv-ae conv-dae conv-vae and the augment conv-dae; "
+                             "also 'conv-vae grey' and 'conv-ae grey', which read the images as greyscale)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.models = args.models or ["conv-ae", "conv-dae", "conv-vae", f"conv-dae augment {args.augment_level}"]
@@ -213,7 +214,8 @@ def main(argv=None) -> str:
 
     models = {"conv-ae": {}, "conv-dae": {}, "conv-vae": {},
               f"conv-dae augment {args.augment_level}": {"kind": "conv-dae", "noise": "augment",
-                                                          "noise_level": args.augment_level}}
+                                                          "noise_level": args.augment_level},
+              "conv-vae grey": {"kind": "conv-vae", "channels": 1}, "conv-ae grey": {"kind": "conv-ae", "channels": 1}}
     for name in args.models:
         settings = {"kind": name, **models[name]}
         search = ImageSearch(code_dim=args.code_dim, epochs=args.epochs, index_kind="flat", seed=args.seed, verbose=0,

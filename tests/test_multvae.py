@@ -213,6 +213,8 @@ def test_validation_is_spaced_by_a_count_and_carried(small_positives):
     recommender = MultDAE()
     assert recommender._validation_every(938, 938) == 5 and recommender._validation_every(5000, 136_000) == 1
     assert recommender._validation_every(5000, 20_598) == 2
+    # a sampled softmax scores a third of the catalogue per batch: checks three times as far apart
+    assert recommender._validation_every(5000, 20_598, trained_share=1 / 3) == 4
 
 
 def test_strong_validation_pair(weak_split, small_positives):

@@ -293,14 +293,17 @@ class Recommender(ItemCatalogue, BaseEstimator):
     #: the most early-stopping checks may cost as a share of the training time (see _validation_every)
     _validation_budget = 0.2
 
-    def _validation_every(self, n_checked: int, n_train: int) -> int:
+    def _validation_every(self, n_checked: int, n_train: int, trained_share: float = 1.0) -> int:
         """Epochs between early-stopping checks: a check scores ``n_checked`` users once (a forward pass
-        and a top-100 over the catalogue), an epoch passes ``n_train`` users forward and backward, so a
-        check costs about ``n_checked / n_train`` epochs at most; checks are spaced so that this stays
+        and a top-100 over the catalogue), an epoch passes ``n_train`` users forward and backward over
+        ``trained_share`` of the catalogue's output columns (1 for the full softmax; a sampled softmax
+        scores only the items a batch touches and its negatives), so a check costs about
+        ``n_checked / (n_train * trained_share)`` epochs at most; checks are spaced so that this stays
         within ``_validation_budget`` of training (a count, not a clock: the same data give the same
         checks). Large data: every epoch (5,000 checked users of 136,000); data of MovieLens-100K's
         size, where as many users are checked as trained: every 5th epoch."""
-        return max(1, int(np.ceil(n_checked / (self._validation_budget * max(n_train, 1)) - 1e-9)))
+        share = min(max(float(trained_share), 1e-3), 1.0)
+        return max(1, int(np.ceil(n_checked / (self._validation_budget * max(n_train, 1) * share) - 1e-9)))
 
     def _early_stopping_sample(self, valid: ValidationData) -> ValidationData:
         """``valid`` itself, or a fixed sample of ``_early_stopping_users`` of its users (drawn with the

@@ -83,6 +83,10 @@ class KerasRecommender(Recommender):
         """Updates in one Keras epoch (one pass over the users unless the model says otherwise)."""
         return batches_per_pass
 
+    def _trained_share(self, n_items: int) -> float:
+        """The share of the catalogue's output columns a training batch scores (1: the full softmax)."""
+        return 1.0
+
     def _optimizer(self):
         """The Keras optimizer ``fit`` trains with: Adam at ``learning_rate``."""
         import keras
@@ -150,7 +154,7 @@ class KerasRecommender(Recommender):
         if valid is not None:
             checked = self._early_stopping_sample(valid)
             score = lambda: self.validation_metrics(checked, ["ndcg@100"])["ndcg@100"]  # noqa: E731
-            every = self._validation_every(checked.inputs.shape[0], X.shape[0])
+            every = self._validation_every(checked.inputs.shape[0], X.shape[0], self._trained_share(n_items))
             callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, every=every,
                                         verbose=int(bool(self.verbose)))
         history = self.network_.fit(self._dataset(X.matrix), epochs=self.epochs, steps_per_epoch=steps_per_epoch,

@@ -83,6 +83,13 @@ class _MultinomialRecommender(KerasRecommender):
             touched = self._items_touched_per_batch(self.interactions_.matrix)
         return self.sampled_negatives(n_items, touched)
 
+    def _trained_share(self, n_items: int) -> float:
+        negatives = int(getattr(self.network_, "sampled_softmax", 0) or 0)
+        if not negatives:
+            return 1.0
+        touched = self._items_touched_per_batch(self.interactions_.matrix)  # the same seeded draw as _negatives
+        return min(1.0, (touched + negatives) / n_items)
+
     @classmethod
     def network_class(cls):
         from ..models.vae import MultinomialAutoencoder
