@@ -38,7 +38,9 @@ class ImageSearch(BaseEstimator):
         then follows the batch, not the photos. ``fit`` prints the choice and why.
     channels : {1, 3}, optional
         Convert images to grayscale (1) or RGB (3); by default the data's own (a folder mixing
-        both: the majority's, the others converted with a warning that counts them).
+        both: the majority's, the others converted with a warning that counts them). To find
+        copies of photos (crops, recompression, colour changes), ``kind="conv-ae", channels=1``
+        measured best, above perceptual hashing (``benchmarks/protocol_c2.py``).
     aspect : {"crop", "pad", "stretch"}, default "crop"
         How an image of another aspect reaches the working size: its centre cropped, fitted
         and padded with black, or stretched. Queries are read the same way.
