@@ -62,6 +62,7 @@ def test_recommend_batch_equals_recommend(cluster, ease_bundle, tmp_path):
     _same(_read(tmp_path / "out"), model.recommend(list(users), k=20))
 
 
+@pytest.mark.slow  # the default suite keeps one end-to-end Ray job (recommend_batch)
 def test_recommend_batch_of_histories_equals_recommend_for_history(cluster, ease_bundle, positives, tmp_path):
     model, bundle = ease_bundle
     new = positives[~positives["user"].isin(model.users_.ids)]
@@ -97,6 +98,7 @@ def image_bundle(tmp_path_factory):
     return search, folder, path
 
 
+@pytest.mark.slow  # the default suite keeps one end-to-end Ray job (recommend_batch)
 def test_embed_images_equals_codes(cluster, image_bundle, ease_bundle, tmp_path):
     search, folder, bundle = image_bundle
     index = embed_images(bundle, folder, tmp_path / "codes", num_workers=2, batch_size=16)
@@ -120,6 +122,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # the default suite keeps one end-to-end Ray job (recommend_batch)
 def test_serve_replicas_answer_as_the_plain_server(cluster, ease_bundle):
     import httpx
     from fastapi.testclient import TestClient
