@@ -194,3 +194,35 @@ def test_recommend_all_streams_batches_to_parquet_and_never_leaves_half_a_file(t
     with pytest.raises(MemoryError):
         model.recommend_all(path, k=5, progress=False)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["recs.parquet"]
+
+
+def test_top_k_is_a_stable_sort_with_ties_and_infinities():
+    from aerec.recommend.base import top_k
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, (200, 300)).astype(np.float32)  # many ties at every k-th value
+    scores[:, :40] = -np.inf
+    scores[:3] = -np.inf  # rows with fewer finite entries than k
+    scores[1, 7] = 2.0
+    idx, vals = top_k(scores, 25)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :25]  # best first, lower index on ties
+    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_array_equal(vals, np.take_along_axis(scores, order, axis=1))
+
+
+def test_validation_check_in_fit_uses_the_numpy_path(small_positives, monkeypatch):
+    """Early-stopping checks run between steps: on the weights of that moment through the NumPy path,
+    the same NDCG as the Keras path gives (the snapshot is dropped after each check)."""
+    model = aerec.MultDAE(code_dim=16, epochs=3, batch_size=100, seed=0, patience=5)
+    paths = []
+    original = MultinomialAutoencoder.numpy_user_code
+
+    def spy(self, x, users=None):
+        out = original(self, x, users)
+        paths.append(out is not None)
+        return out
+
+    monkeypatch.setattr(MultinomialAutoencoder, "numpy_user_code", spy)
+    model.fit(small_positives, valid=small_positives.sample(frac=0.2, random_state=0))
+    assert paths and all(paths)
+    assert model.network_._numpy_fitting is False and model.network_._numpy_snapshot is None

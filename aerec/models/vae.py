@@ -25,6 +25,8 @@ user's sparse row instead of milliseconds of TensorFlow overhead per eager call.
 """
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import scipy.sparse as sp
@@ -73,6 +75,19 @@ class NumpyInference:
     def drop_numpy_weights(self) -> None:
         """Forget the weight snapshot (it is taken again on the next use)."""
         object.__setattr__(self, "_numpy_snapshot", None)
+
+    @contextlib.contextmanager
+    def between_steps(self):
+        """Within ``fit``, between two steps (an early-stopping check): the weights hold still, so the
+        NumPy path is used on a snapshot taken for this block and dropped after it."""
+        fitting = getattr(self, "_numpy_fitting", False)
+        object.__setattr__(self, "_numpy_fitting", False)
+        self.drop_numpy_weights()
+        try:
+            yield self
+        finally:
+            self.drop_numpy_weights()
+            object.__setattr__(self, "_numpy_fitting", fitting)
 
     def fit(self, *args, **kwargs):
         object.__setattr__(self, "_numpy_fitting", True)

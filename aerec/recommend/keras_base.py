@@ -1,6 +1,8 @@
 """`KerasRecommender`: what the Keras autoencoder recommenders share, written once."""
 from __future__ import annotations
 
+import contextlib
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +155,7 @@ class KerasRecommender(Recommender):
         callbacks = [timer] + self._callbacks(steps_per_epoch)
         if valid is not None:
             checked = self._early_stopping_sample(valid)
-            score = lambda: self.validation_metrics(checked, ["ndcg@100"])["ndcg@100"]  # noqa: E731
+            score = functools.partial(self._check_score, checked)
             every = self._validation_every(checked.inputs.shape[0], X.shape[0], self._trained_share(n_items))
             callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, every=every,
                                         verbose=int(bool(self.verbose)))
@@ -169,6 +171,14 @@ class KerasRecommender(Recommender):
         else:
             self.best_epoch_ = len(self.history_["loss"]) - 1
         self.history_["best_epoch"] = [self.best_epoch_]
+
+    def _check_score(self, checked: ValidationData) -> float:
+        """An early-stopping check's NDCG@100: between steps the weights hold still, so networks with a
+        NumPy path score through it (sparse rows, no dense batch through TensorFlow: half the check's
+        time on a 21,640-item catalogue)."""
+        between_steps = getattr(self.network_, "between_steps", None)
+        with between_steps() if between_steps is not None else contextlib.nullcontext():
+            return self.validation_metrics(checked, ["ndcg@100"])["ndcg@100"]
 
     # --- codes ---------------------------------------------------------------------------
     def _user_vectors(self, rows: sp.csr_matrix, user_index) -> np.ndarray:
