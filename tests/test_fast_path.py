@@ -211,8 +211,8 @@ def test_top_k_is_a_stable_sort_with_ties_and_infinities():
 
 
 def test_validation_check_in_fit_uses_the_numpy_path(small_positives, monkeypatch):
-    """Early-stopping checks run between steps: on the weights of that moment through the NumPy path,
-    the same NDCG as the Keras path gives (the snapshot is dropped after each check)."""
+    """Early-stopping checks run between steps: on the weights of that moment through the NumPy path
+    (the snapshot is dropped after each check, and fit's own state is restored)."""
     model = aerec.MultDAE(code_dim=16, epochs=3, batch_size=100, seed=0, patience=5)
     paths = []
     original = MultinomialAutoencoder.numpy_user_code

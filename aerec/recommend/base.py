@@ -66,9 +66,9 @@ def _top_k_unordered(scores: np.ndarray, k: int) -> np.ndarray:
     crowded = np.flatnonzero(np.count_nonzero(chosen, axis=1) != k)
     if crowded.size:  # more entries tie with the k-th than places are left: the lower columns
         rows, at = scores[crowded], kth[crowded]
-        tied = rows == at
-        tied &= np.cumsum(tied, axis=1) <= k - np.count_nonzero(rows > at, axis=1)[:, None]
-        chosen[crowded] = (rows > at) | tied
+        above, tied = rows > at, rows == at
+        tied &= np.cumsum(tied, axis=1) <= k - np.count_nonzero(above, axis=1)[:, None]
+        chosen[crowded] = above | tied
     flat = np.flatnonzero(chosen)
     if flat.size != n * k:  # NaN scores: no k-th value to compare with
         return np.argpartition(-scores, k - 1, axis=1)[:, :k]
