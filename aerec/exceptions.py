@@ -19,6 +19,7 @@ __all__ = [
     "BundleError",
     "DownloadError",
     "CatalogueTooLargeError",
+    "WorkersDivergedError",
     "AerecWarning",
     "DuplicatesMergedWarning",
     "UnknownIdsWarning",
@@ -90,6 +91,10 @@ class DownloadError(AerecError, OSError):
 
 class CatalogueTooLargeError(AerecError, MemoryError):
     """The model would need more memory than the machine has for this catalogue."""
+
+
+class WorkersDivergedError(AerecError, RuntimeError):
+    """Workers training one model across machines ended with different weights (their updates were not in step)."""
 
 
 class AerecWarning(UserWarning):

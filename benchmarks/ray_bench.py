@@ -1,32 +1,38 @@
-"""Batch recommendations in process vs on a local Ray cluster (Ray Data, 1 and 2 actors): rows per second.
+"""aerec on a local Ray cluster against the same work in process: batch recommendations (rows/s) and
+training across workers (s/epoch, validation and test NDCG@100).
 
-EASE fitted on protocol A1 seed 0's train split (ML-100K positives); the user set is every training
-user repeated ``--repeat`` times, top-``--k`` each. In process: ``Recommender.recommend_all`` (batches
-of 1,024 users to a Parquet file; once per repeat). On Ray: ``aerec.distributed.recommend_batch`` (each actor loads
-the bundle once, then ``top_k`` per batch) to a directory of Parquet files; the time includes
-starting the actors and loading the bundle in each, not starting Ray.
+``--part batch``: EASE fitted on protocol A1 seed 0's train split (ML-100K positives); the user set is
+every training user repeated ``--repeat`` times, top-``--k`` each. In process: ``Recommender.recommend_all``
+(batches of 1,024 users to a Parquet file; once per repeat). On Ray: ``aerec.distributed.recommend_batch``
+(each actor loads the bundle once, then ``top_k`` per batch) to a directory of Parquet files; the time
+includes starting the actors and loading the bundle in each, not starting Ray.
 
-    PYTHONPATH=. AEREC_DATA_HOME=../shared/data python benchmarks/ray_bench.py --repeat 20
+``--part train``: Mult-VAE and Mult-DAE with their defaults on A1 seed 0 (early stopping on valid), fitted
+in process (``keras.Model.fit``) and by ``aerec.distributed.fit`` on 1 and 2 Ray workers (one CPU each);
+s/epoch is the mean of the epochs' training time (checks excluded), wall the whole call (for Ray: starting
+the actors and TensorFlow in each, preparing the data, returning the bundle).
+
+    PYTHONPATH=. AEREC_DATA_HOME=../shared/data python benchmarks/ray_bench.py --part all --repeat 20
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import emit, machine  # noqa: E402
 
 SPLITS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "ml100k-implicit" / "weak" / "seed0"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--splits", type=Path, default=SPLITS)
-    args = parser.parse_args()
-
+def batch_table(args) -> str:
     import ray
 
     import aerec
@@ -45,23 +51,78 @@ def main() -> None:
         written = sum(model.recommend_all(tmp / f"inprocess{r}.parquet", k=args.k, progress=False)
                       for r in range(args.repeat))
         rows.append(("in process (recommend_all)", written, time.perf_counter() - start))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
-        try:
-            for workers in (1, 2):
-                start = time.perf_counter()
-                out = recommend_batch(tmp / "bundle", tmp / "users.parquet", tmp / f"ray{workers}", k=args.k,
-                                      num_workers=workers)
-                seconds = time.perf_counter() - start
-                rows.append((f"Ray Data, {workers} actor(s)", len(pd.read_parquet(out)), seconds))
-        finally:
-            ray.shutdown()
+        for workers in (1, 2):
+            start = time.perf_counter()
+            out = recommend_batch(tmp / "bundle", tmp / "users.parquet", tmp / f"ray{workers}", k=args.k,
+                                  num_workers=workers)
+            seconds = time.perf_counter() - start
+            rows.append((f"Ray Data, {workers} actor(s)", len(pd.read_parquet(out)), seconds))
     base = rows[0][1] / rows[0][2]
-    print(f"\n{len(users):,} users x top-{args.k}, EASE on A1 seed 0 ({len(model.items_)} items), 2 cores\n")
-    print("| run | rows | seconds | rows/s | vs in process |")
-    print("|---|---:|---:|---:|---:|")
-    for name, n, seconds in rows:
-        print(f"| {name} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | {n / seconds / base:.2f}x |")
+    lines = [f"{len(users):,} users x top-{args.k}, EASE on A1 seed 0 ({len(model.items_)} items)", "",
+             "| run | rows | seconds | rows/s | vs in process |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | {n / seconds / base:.2f}x |"
+              for name, n, seconds in rows]
+    return "\n".join(lines)
+
+
+def train_table(args) -> str:
+    import aerec
+    import aerec.distributed
+    from aerec.evaluate import evaluate_weak
+
+    train = pd.read_csv(args.splits / "train.tsv", sep="\t")
+    valid = pd.read_csv(args.splits / "valid.tsv", sep="\t")
+    test = pd.read_csv(args.splits / "test.tsv", sep="\t")
+    lines = ["| model | run | epochs (best) | s/epoch | vs in process | wall s | valid NDCG@100 | test NDCG@100 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name in args.models:
+        runs = [("in process", None)] + [(f"Ray, {n} worker(s)", n) for n in args.workers]
+        base = None
+        for label, workers in runs:
+            model = getattr(aerec, name)(seed=args.seed)
+            start = time.perf_counter()
+            if workers is None:
+                model.fit(train, valid=valid)
+            else:
+                aerec.distributed.fit(model, train, valid=valid, num_workers=workers)
+            wall = time.perf_counter() - start
+            per_epoch = float(np.mean(model.history_["train_seconds"]))
+            base = base or per_epoch
+            best = model.best_epoch_
+            test_ndcg = evaluate_weak(model, test, exclude=valid)["ndcg@100"].mean()
+            lines.append(f"| {name} | {label} | {len(model.history_['loss'])} ({best + 1}) | {per_epoch:.3f} | "
+                         f"{per_epoch / base:.2f}x | {wall:.1f} | {model.history_['val_ndcg@100'][best]:.4f} | "
+                         f"{test_ndcg:.4f} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["batch", "train", "all"], default="all")
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--models", nargs="+", default=["MultVAE", "MultDAE"])
+    parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--splits", type=Path, default=SPLITS)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    parts = [f"Machine: {machine()} (shared with other jobs)", ""]
+    try:
+        if args.part in ("batch", "all"):
+            parts += ["## Batch recommendations", "", batch_table(args), ""]
+        if args.part in ("train", "all"):
+            parts += ["## Training across workers (A1 seed 0, defaults, early stopping on valid)", "",
+                      train_table(args), ""]
+    finally:
+        ray.shutdown()
+    emit("\n".join(parts), args.out)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class NumpyInference:
     A subclass provides ``_numpy_weight_arrays()`` (a dict of NumPy arrays) and uses
     :meth:`_numpy_weights` in its ``numpy_user_code(x, users=None)``. The snapshot is taken on
     first use and dropped whenever ``fit``, ``set_weights`` or ``load_weights`` runs. While ``fit``
-    runs there is none and ``numpy_user_code`` returns None, so callers use the Keras model (the
+    (or another loop within :meth:`training_steps`) runs there is none and ``numpy_user_code`` returns None, so callers use the Keras model (the
     weights change at every step). Code that assigns variables directly must call
     :meth:`drop_numpy_weights` afterwards.
 
@@ -89,14 +89,21 @@ class NumpyInference:
             self.drop_numpy_weights()
             object.__setattr__(self, "_numpy_fitting", fitting)
 
-    def fit(self, *args, **kwargs):
+    @contextlib.contextmanager
+    def training_steps(self):
+        """While a training loop runs (``fit``, or a loop of one's own): no NumPy path, the weights
+        change at every step."""
         object.__setattr__(self, "_numpy_fitting", True)
         self.drop_numpy_weights()
         try:
-            return super().fit(*args, **kwargs)
+            yield self
         finally:
             object.__setattr__(self, "_numpy_fitting", False)
             self.drop_numpy_weights()
+
+    def fit(self, *args, **kwargs):
+        with self.training_steps():
+            return super().fit(*args, **kwargs)
 
     def set_weights(self, weights):
         self.drop_numpy_weights()

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ..params import Interval, Options
 from .base import Recommender, ValidationData
 
-__all__ = ["KerasRecommender"]
+__all__ = ["KerasRecommender", "LocalTraining"]
 
 #: the training hyperparameters every Keras recommender documents alike ({training_parameters} in a docstring)
 _TRAINING_PARAMETERS = """epochs : int, default {epochs}
@@ -103,10 +103,11 @@ class KerasRecommender(Recommender):
     #: the network reads batches as ``tf.SparseTensor`` rather than dense rows
     _sparse_batches = False
 
-    def _dataset(self, matrix: sp.csr_matrix):
+    def _dataset(self, matrix: sp.csr_matrix, shard: tuple[int, int] | None = None, batch_size: int | None = None):
         """Endless shuffled batches of users as dense ``(batch, n_items)`` rows (``tf.SparseTensor`` when
         ``_sparse_batches``), gathered from the sparse matrix in the input pipeline: the whole users x
-        items matrix is never dense."""
+        items matrix is never dense. ``shard=(index, count)`` keeps the users ``index::count`` (one
+        worker's part in training across workers), in batches of ``batch_size`` (default ``self.batch_size``)."""
         import tensorflow as tf
 
         from ..models.batches import dense_row_gather, sparse_row_gather
@@ -119,11 +120,13 @@ class KerasRecommender(Recommender):
             # a 1-tuple: Keras would read a pair as (x, y)
             return ((rows, tf.cast(users, tf.int32)),) if self.with_user_index else rows
 
+        users = tf.data.Dataset.range(n_users)
+        if shard is not None:
+            users = users.shard(shard[1], shard[0])
         # repeated, so that fit keeps one iterator (instantiating the pipeline every epoch costs more
         # than an epoch of small data); each pass reshuffles
-        return (tf.data.Dataset.range(n_users)
-                .shuffle(n_users, seed=self.seed, reshuffle_each_iteration=True)
-                .batch(self.batch_size)
+        return (users.shuffle(n_users, seed=self.seed, reshuffle_each_iteration=True)
+                .batch(batch_size or self.batch_size)
                 .map(dense_rows)
                 .repeat()
                 .prefetch(2))
@@ -139,34 +142,39 @@ class KerasRecommender(Recommender):
             random.setstate(python_state)
             np.random.set_state(numpy_state)
 
+    #: how ``fit`` runs the training loop: None for ``keras.Model.fit`` in this process; a worker of
+    #: :func:`aerec.distributed.fit` sets its own (see :class:`LocalTraining` for what one provides)
+    _training = None
+    #: whether :func:`aerec.distributed.fit` can train this model across workers (one optimizer, the
+    #: network's own ``compute_loss``: no custom ``train_step``)
+    _trains_across_workers = True
+
     def _train(self, X, valid: ValidationData | None) -> None:
         import keras
 
         from ..models.callbacks import EpochTimer, early_stopping
 
+        training = self._training or LocalTraining()
         keras.utils.set_random_seed(self.seed)
         n_users, n_items = X.shape
-        self.network_ = self._build_network(n_users, n_items)
+        with training.scope():
+            self.network_ = self._build_network(n_users, n_items)
+            # XLA and several steps per call were measured no faster here (A1: 2 updates per epoch)
+            self.network_.compile(optimizer=self._optimizer(), jit_compile=False)
         steps_per_epoch = self._steps_per_epoch(-(-n_users // self.batch_size))
-        # XLA and several steps per call were measured no faster here (A1: 2 updates per epoch)
-        self.network_.compile(optimizer=self._optimizer(), jit_compile=False)
 
         timer = EpochTimer()
         callbacks = [timer] + self._callbacks(steps_per_epoch)
         if valid is not None:
             checked = self._early_stopping_sample(valid)
-            score = functools.partial(self._check_score, checked)
             every = self._validation_every(checked.inputs.shape[0], X.shape[0], self._trained_share(n_items))
-            callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, every=every,
-                                        verbose=int(bool(self.verbose)))
-        history = self.network_.fit(self._dataset(X.matrix), epochs=self.epochs, steps_per_epoch=steps_per_epoch,
-                                    callbacks=callbacks, verbose=self.verbose, shuffle=False)
-        logs = history.history
+            callbacks += early_stopping(training.check(self, checked), patience=self.patience or self.epochs + 1,
+                                        every=every, verbose=int(bool(self.verbose)) if training.is_chief else 0)
+        logs = training.run(self, X.matrix, epochs=self.epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks)
         self.history_ = {name: [float(v) for v in values] for name, values in logs.items()}
         self.history_["train_seconds"] = timer.seconds
         if valid is not None:
             self.history_["valid_seconds"] = callbacks[-2].seconds  # early_stopping's RankingValidation
-        if valid is not None:
             self.best_epoch_ = int(np.argmax(self.history_["val_ndcg@100"]))
         else:
             self.best_epoch_ = len(self.history_["loss"]) - 1
@@ -213,6 +221,31 @@ class KerasRecommender(Recommender):
         model.network_ = keras.saving.load_model(Path(directory) / "model.keras", compile=False, safe_mode=True)
         model.best_epoch_ = meta.get("best_epoch")
         return model
+
+
+class LocalTraining:
+    """The training loop of :class:`KerasRecommender` in this process: ``keras.Model.fit``.
+
+    What a training loop provides (:func:`aerec.distributed.fit`'s workers run another one):
+    ``scope()``, within which the network and its optimizer are built; ``check(estimator, checked)``,
+    the early-stopping score function; ``run(estimator, matrix, epochs=, steps_per_epoch=, callbacks=)``,
+    which trains and returns the history (``{name: [value per epoch]}``); ``is_chief``, whether this
+    process reports progress.
+    """
+
+    is_chief = True
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+    def check(self, estimator: KerasRecommender, checked: ValidationData):
+        return functools.partial(estimator._check_score, checked)
+
+    def run(self, estimator: KerasRecommender, matrix: sp.csr_matrix, *, epochs: int, steps_per_epoch: int,
+            callbacks: list) -> dict:
+        history = estimator.network_.fit(estimator._dataset(matrix), epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                         callbacks=callbacks, verbose=estimator.verbose, shuffle=False)
+        return history.history
 
 
 def _numpy_user_code(network, rows: sp.csr_matrix, users) -> np.ndarray | None:

@@ -93,6 +93,9 @@ class RecVAE(KerasRecommender):
 
         return RecVAENetwork
 
+    #: two optimizers in a custom train_step: aerec.distributed.fit's loop does not run it
+    _trains_across_workers = False
+
     def _build_network(self, n_users: int, n_items: int):
         network = self.network_class()(n_items, hidden_dim=self.hidden_dim, latent_dim=self.code_dim, dropout=self.dropout,
                                 gamma=self.gamma, encoder_epochs=self.encoder_epochs,

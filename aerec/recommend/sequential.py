@@ -231,6 +231,9 @@ class SequentialDAE(KerasRecommender):
                 yield ((tokens.astype(np.int32), positions.astype(np.int32)), targets.astype(np.int32),
                        weights.astype(np.float32))
 
+    #: its own batches and loop: aerec.distributed.fit does not train it
+    _trains_across_workers = False
+
     def _train(self, X, valid) -> None:
         import keras
 
