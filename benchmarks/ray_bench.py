@@ -1,8 +1,10 @@
 """aerec on a local Ray cluster against the same work in process: batch recommendations (rows/s) and
 training across workers (s/epoch, validation and test NDCG@100).
 
-``--part batch``: EASE fitted on protocol A1 seed 0's train split (ML-100K positives); the user set is
-every training user repeated ``--repeat`` times, top-``--k`` each. In process: ``Recommender.recommend_all``
+``--part batch``: EASE fitted on protocol A1 seed 0's train split (ML-100K positives), the user set every
+training user repeated ``--repeat`` times; or (``--users S2``) the scale benchmark's S2 set (138,000 users x
+20,000 items x 10M, drawn by ``aerec.datasets.synthetic_interactions``) with a Mult-DAE trained one epoch,
+every user once; top-``--k`` each. In process: ``Recommender.recommend_all``
 (batches of 1,024 users to a Parquet file; once per repeat). On Ray: ``aerec.distributed.recommend_batch``
 (each actor loads the bundle once, then ``top_k`` per batch) to a directory of Parquet files; the time
 includes starting the actors and loading the bundle in each, not starting Ray.
@@ -13,6 +15,7 @@ s/epoch is the mean of the epochs' training time (checks excluded), wall the who
 the actors and TensorFlow in each, preparing the data, returning the bundle).
 
     PYTHONPATH=. AEREC_DATA_HOME=../shared/data python benchmarks/ray_bench.py --part all --repeat 20
+    PYTHONPATH=. python benchmarks/ray_bench.py --part batch --users S2
 """
 from __future__ import annotations
 
@@ -32,15 +35,33 @@ from _common import emit, machine  # noqa: E402
 SPLITS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "ml100k-implicit" / "weak" / "seed0"
 
 
-def batch_table(args) -> str:
-    import ray
+#: the user sets of the batch part: A1 seed 0's training users (repeated), or the scale benchmark's S2 / S3
+SCALE_USERS = {"S2": (138_000, 20_000, 10_000_000), "S3": (500_000, 100_000, 20_000_000)}
 
+
+def batch_model(args):
+    """The model and the users to score: EASE on A1 (users repeated ``--repeat`` times), or a Mult-DAE
+    trained one epoch on a scale set of ``aerec.datasets.synthetic_interactions`` (every user once: the
+    throughput of a deep model's scoring does not depend on how well it was trained)."""
     import aerec
+
+    if args.users == "A1":
+        train = pd.read_csv(args.splits / "train.tsv", sep="\t")
+        model = aerec.EASE().fit(train)
+        return model, list(model.users_.ids) * args.repeat, f"EASE on A1 seed 0 ({len(model.items_)} items)"
+    start = time.perf_counter()
+    train = aerec.datasets.synthetic_interactions(*SCALE_USERS[args.users], seed=0)
+    drawn = time.perf_counter() - start
+    model = aerec.MultDAE(epochs=1, patience=None, seed=0, verbose=0).fit(train)
+    args.repeat = 1
+    return model, list(model.users_.ids), (f"Mult-DAE (1 epoch) on {args.users} ({len(model.users_):,} users x "
+                                           f"{len(model.items_):,} items x {len(train):,}, drawn in {drawn:.0f} s)")
+
+
+def batch_table(args) -> str:
     from aerec.distributed import recommend_batch
 
-    train = pd.read_csv(args.splits / "train.tsv", sep="\t")
-    model = aerec.EASE().fit(train)
-    users = list(model.users_.ids) * args.repeat
+    model, users, what = batch_model(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -59,7 +80,7 @@ def batch_table(args) -> str:
             seconds = time.perf_counter() - start
             rows.append((f"Ray Data, {workers} actor(s)", len(pd.read_parquet(out)), seconds))
     base = rows[0][1] / rows[0][2]
-    lines = [f"{len(users):,} users x top-{args.k}, EASE on A1 seed 0 ({len(model.items_)} items)", "",
+    lines = [f"{len(users):,} users x top-{args.k}, {what}", "",
              "| run | rows | seconds | rows/s | vs in process |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {name} | {n:,} | {seconds:.2f} | {n / seconds:,.0f} | {n / seconds / base:.2f}x |"
               for name, n, seconds in rows]
@@ -101,7 +122,8 @@ def train_table(args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["batch", "train", "all"], default="all")
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--users", choices=["A1", *SCALE_USERS], default="A1", help="the batch part's user set")
+    parser.add_argument("--repeat", type=int, default=20, help="A1's users repeated this many times")
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--models", nargs="+", default=["MultVAE", "MultDAE"])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])

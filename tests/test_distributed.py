@@ -195,7 +195,7 @@ def test_fit_on_two_workers_stops_early_and_keeps_the_best_epoch(cluster, weak_p
     pd.testing.assert_frame_equal(aerec.load(tmp_path / "bundle").recommend(users, k=10), model.recommend(users, k=10))
 
 
-@pytest.mark.slow  # about 1.5 min (Mult-DAE) and 2 min (Mult-VAE) on 2 cores
+@pytest.mark.slow  # 70 s (Mult-DAE) and 150 s (Mult-VAE) on 2 shared cores
 @pytest.mark.parametrize("name", ["MultDAE", "MultVAE"])
 def test_two_workers_reach_one_workers_validation_ndcg_on_a1(cluster, name):
     """Protocol A1 seed 0, defaults, early stopping: two workers (each half of every batch) end within 0.004
