@@ -165,6 +165,12 @@ def test_fit_refuses_what_it_cannot_train():
         aerec.distributed.fit(aerec.MultDAE(), pd.DataFrame({"user": [1], "item": [1]}), num_workers=0)
 
 
+def test_fit_raises_the_workers_named_error(cluster, weak_parts):
+    train, _ = weak_parts
+    with pytest.raises(MissingColumnError, match="'item'"):
+        aerec.distributed.fit(aerec.MultDAE(), train.rename(columns={"item": "movie"}), num_workers=2)
+
+
 def test_fit_on_one_worker_is_fit(cluster, weak_parts):
     """The loop of aerec.distributed.fit on one worker (MultiWorkerMirroredStrategy of one) makes the same
     updates as keras.Model.fit: the same weights, checks, KL weights and losses, epoch by epoch."""

@@ -211,6 +211,16 @@ def fit(estimator, train, *, num_workers: int = 2, cpus_per_worker: float | None
         Fitted: the chief worker's weights (every worker holds the same), ``history_`` and
         ``best_epoch_`` from its run.
 
+    Raises
+    ------
+    InvalidParameterError
+        A model this loop cannot train, or a bad ``num_workers`` (before any worker starts).
+    WorkersDivergedError
+        A worker's weights ended different from the chief's (the sums of its weight arrays are compared).
+    Any error of ``estimator.fit``
+        Raised by the first worker that fails (bad input names its column or row, as in process);
+        the other workers are stopped.
+
     Examples
     --------
     >>> import aerec, aerec.distributed  # doctest: +SKIP
@@ -231,9 +241,9 @@ def fit(estimator, train, *, num_workers: int = 2, cpus_per_worker: float | None
     workers = [worker_class.remote(int(cpus_per_worker)) for _ in range(num_workers)]
     try:
         cluster = ray.get([w.address.remote() for w in workers])
-        train_ref = ray.put(train)
+        train_ref, params_ref = ray.put(train), ray.put(fit_params)  # in the object store once, read by every worker
         fresh = type(estimator)(**estimator.get_params())  # the hyperparameters only: no fitted state to ship
-        pending = [w.fit.remote(fresh, cluster, i, train_ref, fit_params) for i, w in enumerate(workers)]
+        pending = [w.fit.remote(fresh, cluster, i, train_ref, params_ref) for i, w in enumerate(workers)]
         results = dict.fromkeys(pending)
         while not all(results.values()):  # the first failure is raised at once (the others would wait on it forever)
             done, _ = ray.wait([ref for ref, got in results.items() if got is None], num_returns=1)
