@@ -59,6 +59,8 @@ def batch_model(args):
 
 
 def batch_table(args) -> str:
+    import ray
+
     from aerec.distributed import recommend_batch
 
     model, users, what = batch_model(args)
