@@ -15,8 +15,11 @@ two checks below:
 - :func:`compare`: the stored outputs against a fresh execution, cell by cell, on what does not
   depend on the machine: the kinds of outputs (text, table, image, error), the printed and displayed
   text with every number taken out, integers exactly, and other numbers within a tolerance.
-  Durations (``12.3 s``, ``60ms/step``), checksums, temporary directories and the folders of file
-  paths are left out, and so is stderr (warnings, logs of servers the notebook starts: when they arrive
+  A cell tagged ``outputs-vary`` (its output depends on trained weights through more than a float:
+  epochs run, rankings of a trained model, a rounded percentage) is compared without its numbers:
+  the kinds of outputs and the text around the numbers (column names, row labels, messages) still
+  have to match. Durations (``12.3 s``, ``60ms/step``), checksums, temporary directories and the
+  folders of file paths are left out, and so is stderr (warnings, logs of servers the notebook starts: when they arrive
   depends on timing).
 """
 from __future__ import annotations
@@ -27,12 +30,15 @@ import math
 import os
 import re
 import sys
+import sysconfig
 from pathlib import Path
 
 import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KEY = "aerec"
+#: the cell tag of outputs that depend on training beyond a float's tolerance: compared without their numbers
+VARIES = "outputs-vary"
 #: the tolerance on non-integer numbers: training on 2 shared cores is not bit-for-bit repeatable
 REL_TOL, ABS_TOL = 0.05, 0.01
 
@@ -134,7 +140,7 @@ def summary(notebook) -> list[dict]:
         stdout = "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stdout")
         results = [(_kind(o), o.ename if o.output_type == "error" else o.get("data", {}).get("text/plain", ""))
                    for o in cell.get("outputs", []) if o.output_type in ("execute_result", "display_data", "error")]
-        cells.append({"stdout": stdout, "results": results})
+        cells.append({"stdout": stdout, "results": results, "varies": VARIES in cell.metadata.get("tags", [])})
     return cells
 
 
@@ -148,11 +154,12 @@ def _same_numbers(stored: list[str], fresh: list[str], rel_tol: float, abs_tol: 
     return None
 
 
-def _compare_text(where: str, stored: str, fresh: str, rel_tol: float, abs_tol: float) -> list[str]:
+def _compare_text(where: str, stored: str, fresh: str, rel_tol: float, abs_tol: float,
+                  numbers: bool = True) -> list[str]:
     (stored_skeleton, stored_numbers), (fresh_skeleton, fresh_numbers) = _comparable(stored), _comparable(fresh)
     if stored_skeleton != fresh_skeleton:
         return [f"{where}: the text differs\n--- stored\n{stored_skeleton}\n--- now\n{fresh_skeleton}"]
-    changed = _same_numbers(stored_numbers, fresh_numbers, rel_tol, abs_tol)
+    changed = _same_numbers(stored_numbers, fresh_numbers, rel_tol, abs_tol) if numbers else None
     return [f"{where}: {changed}"] if changed else []
 
 
@@ -163,27 +170,34 @@ def compare(stored, fresh, rel_tol: float = REL_TOL, abs_tol: float = ABS_TOL) -
         return [f"{len(old)} code cells stored, {len(new)} executed"]
     differences = []
     for number, (a, b) in enumerate(zip(old, new), 1):
-        where = f"code cell {number}"
-        differences += _compare_text(f"{where} stdout", a["stdout"], b["stdout"], rel_tol, abs_tol)
+        where, numbers = f"code cell {number}", not a["varies"]
+        differences += _compare_text(f"{where} stdout", a["stdout"], b["stdout"], rel_tol, abs_tol, numbers)
         kinds_a, kinds_b = [k for k, _ in a["results"]], [k for k, _ in b["results"]]
         if kinds_a != kinds_b:
             differences.append(f"{where}: outputs {kinds_a} stored, {kinds_b} now")
             continue
         for n, ((kind, text_a), (_, text_b)) in enumerate(zip(a["results"], b["results"]), 1):
             if kind != "image":
-                differences += _compare_text(f"{where} output {n} ({kind})", text_a, text_b, rel_tol, abs_tol)
+                differences += _compare_text(f"{where} output {n} ({kind})", text_a, text_b, rel_tol, abs_tol, numbers)
     return differences
 
 
 def _relative_paths(notebook) -> None:
-    """Paths inside the checkout written relative to it in the stored text (warnings name their source file)."""
-    root = f"{NOTEBOOKS.parent}/"
+    """Paths inside the checkout, or of installed packages, written relative in the stored text (warnings name
+    their source file)."""
+    prefixes = [f"{NOTEBOOKS.parent}/", f"{sysconfig.get_paths()['purelib']}/"]  # and installed packages' paths
+
+    def relative(text: str) -> str:
+        for prefix in prefixes:
+            text = text.replace(prefix, "")
+        return text
+
     for cell in _code_cells(notebook):
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
-                output.text = output.text.replace(root, "")
+                output.text = relative(output.text)
             elif "text/plain" in output.get("data", {}):
-                output.data["text/plain"] = output.data["text/plain"].replace(root, "")
+                output.data["text/plain"] = relative(output.data["text/plain"])
 
 
 def execute_and_store(path: Path) -> None:

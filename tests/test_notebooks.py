@@ -108,3 +108,17 @@ def test_checker_compares_integers_exactly_and_other_numbers_within_a_tolerance(
         == ["code cell 1 stdout: 601 became 600"]
     assert checker.compare(stored, notebook_printing("(1415, 601) recall 0.3068 in 47.8 s at /tmp/tmpab12cd34/bundle")) \
         == ["code cell 1 stdout: 0.4068 became 0.3068"]
+
+
+def test_checker_compares_a_cell_tagged_outputs_vary_without_its_numbers():
+    def notebook_printing(text, tags=()):
+        notebook = _tiny_notebook("print()")
+        notebook.cells[1].metadata["tags"] = list(tags)
+        notebook.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        return notebook
+
+    stored = notebook_printing("kept epoch 83 of 113; top items 408, 475", tags=[checker.VARIES])
+    assert checker.compare(stored, notebook_printing("kept epoch 80 of 110; top items 475, 919")) == []
+    assert checker.compare(stored, notebook_printing("kept epoch 80 of 110; best items 475, 919")) != []
+    assert checker.compare(notebook_printing("kept epoch 83 of 113"), notebook_printing("kept epoch 80 of 110")) \
+        == ["code cell 1 stdout: 83 became 80"]
