@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 import re
 import sys
 from pathlib import Path
 
-from griffe import AliasResolutionError, Extension
+from griffe import AliasResolutionError, Extension, logger
 
 # the classes are imported from the checkout griffe reads (mkdocs.yml's paths), not from another install
 _CHECKOUT = str(Path(__file__).resolve().parents[1])
@@ -93,7 +92,7 @@ def _link(obj, loader, match) -> str:
         target = _member(loader.modules_collection, name)
     if target is None:
         if head == "aerec" or not rest:
-            logging.getLogger("griffe").warning(f"{obj.relative_filepath}:{obj.docstring.lineno}: "
+            logger.warning(f"{obj.relative_filepath}:{obj.docstring.lineno}: "
                                                 f"cross-reference {match.group(0)} names nothing in aerec")
         return f"`{shown}`"
     return f'<autoref identifier="{target.path}" optional><code>{shown}</code></autoref>'

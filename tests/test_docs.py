@@ -2,6 +2,7 @@
 not parse fails it), offline, with the notebooks' stored outputs and the docstrings in it."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -66,3 +67,26 @@ def test_sphinx_roles_in_docstrings_become_links(site):
     # EASE's docstring names :class:`~aerec.exceptions.CatalogueTooLargeError`: a link to its entry
     ease = pages["recommenders.html"].split('id="aerec.recommend.ease.EASE"')[1].split('id="aerec.recommend.elsa.ELSA"')[0]
     assert 'href="exceptions.html#aerec.exceptions.CatalogueTooLargeError"' in ease
+
+
+def test_a_role_that_names_nothing_is_a_warning_and_the_others_links(tmp_path, caplog):
+    griffe = pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("griffe_runtime_docstrings", ROOT / "docs" / "griffe_runtime_docstrings.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    package = tmp_path / "aerec"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""See :class:`~aerec.models.Net`, :meth:`Net.fit`, :func:`aerec.nothing` and '
+                                         ':class:`~numpy.ndarray`."""\nfrom .models import Net\n')
+    (package / "models.py").write_text('class Net:\n    """A network; :meth:`fit` trains it."""\n\n'
+                                       '    def fit(self):\n        """Train."""\n')
+    with caplog.at_level("WARNING"):
+        loaded = griffe.load(str(package), search_paths=[tmp_path], extensions=griffe.load_extensions(extension.SphinxRoles))
+    assert loaded.docstring.value == (
+        'See <autoref identifier="aerec.models.Net" optional><code>Net</code></autoref>, '
+        '<autoref identifier="aerec.models.Net.fit" optional><code>Net.fit</code></autoref>, '
+        "`aerec.nothing` and `ndarray`.")
+    assert 'identifier="aerec.models.Net.fit"' in loaded["models.Net"].docstring.value  # a method named from its class
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert warnings[0].endswith("aerec/__init__.py:1: cross-reference :func:`aerec.nothing` names nothing in aerec")
