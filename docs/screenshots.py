@@ -1,4 +1,4 @@
-"""The README's screenshots of the pages ``aerec serve`` shows: an ImageSearch fitted on 2,000 MNIST test
+"""The screenshots of the pages ``aerec serve`` shows (docs/guide/serving.md, docs/index.md): an ImageSearch fitted on 2,000 MNIST test
 digits (as PNG files) and EASE on MovieLens-100K with its titles, in headless Chromium.
 
     AEREC_DATA_HOME=../shared/data python docs/screenshots.py      # writes docs/images/page-*.png

@@ -2,7 +2,7 @@
 folder (in process, with TestClient), then each page in a real headless Chromium driven by Selenium,
 checked against the JSON API's answers, with a screenshot kept as a test artefact.
 
-Screenshots go to ``$AEREC_TEST_ARTEFACTS`` (default: pytest's temporary directory; the README's are
+Screenshots go to ``$AEREC_TEST_ARTEFACTS`` (default: pytest's temporary directory; the docs' are
 made by ``docs/screenshots.py`` on larger models). Without Chromium and
 chromedriver (Debian's ``chromium`` and ``chromium-driver``) the browser tests fail under CI (``CI=true``)
 and are skipped elsewhere."""

@@ -13,15 +13,16 @@ __all__ = ["read_table"]
 def read_table(path, sep: str | None = None) -> pd.DataFrame:
     """Read a ``.csv``, ``.tsv`` / ``.tab`` or ``.parquet`` file into a DataFrame.
 
+    A text column holding values with leading zeros (ids such as ``007``) is read as strings, so
+    ``"007"`` and ``"7"`` stay two ids; other columns get pandas' usual types.
+
     Parameters
     ----------
-    path : path
+    path : str or pathlib.Path
+        The file; its suffix says how to read it.
     sep : str, optional
         Field separator for text files; by default ``","`` for ``.csv`` and a tab for ``.tsv``,
         else sniffed.
-
-    A text column holding values with leading zeros (ids such as ``007``) is read as strings, so
-    ``"007"`` and ``"7"`` stay two ids; other columns get pandas' usual types.
 
     Raises
     ------

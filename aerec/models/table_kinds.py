@@ -17,7 +17,7 @@ class TableKind:
     """What one kind of table autoencoder changes; the defaults are the plain undercomplete autoencoder.
 
     A new kind is a subclass decorated with :func:`table_kind`; the hyperparameters it reads are
-    attributes of :class:`TableNetwork` (and of :class:`~aerec.TableAutoencoder`, which passes them on).
+    attributes of :class:`~aerec.models.table.TableNetwork` (and of :class:`~aerec.TableAutoencoder`, which passes them on).
     """
 
     #: the name users pass as ``kind=``

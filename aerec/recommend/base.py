@@ -6,9 +6,9 @@ user's ids: checking the input, fold-in, exclusion of seen items, top-K, the out
 DataFrames and saving.
 
 The score of item ``i`` for user ``u`` is always ``h_u · W_i + b_i``: the user code from
-:meth:`user_codes` dotted with the item code from :meth:`item_codes` plus its bias. For the
-neural models that is the output layer's logit; that is why an inner-product index over
-``[W_i, b_i]`` queried with ``[h_u, 1]`` returns the model's own top-K.
+:meth:`Recommender.user_codes` dotted with the item code from :meth:`Recommender.item_codes`
+plus its bias. For the neural models that is the output layer's logit; that is why an
+inner-product index over ``[W_i, b_i]`` queried with ``[h_u, 1]`` returns the model's own top-K.
 
 Items added from features after training (cold start) are kept by
 :class:`~aerec.recommend.catalogue.ItemCatalogue`, mixed in here. Models built on Keras derive

@@ -43,9 +43,10 @@ class ItemCatalogue:
 
         The content model fitted with ``fit(..., item_features=...)`` maps each row to an item
         code ``[W_i, b_i]``; the items are appended to ``items_``, to the item vectors that
-        :meth:`recommend` scores and to the FAISS index, so that they appear in
-        :meth:`recommend` (also ``items=`` candidate sets), :meth:`recommend_for_history` and
-        :meth:`similar_items` (both as answers and as queries).
+        :meth:`~aerec.recommend.base.Recommender.recommend` scores and to the FAISS index, so that they
+        appear in :meth:`~aerec.recommend.base.Recommender.recommend` (also ``items=`` candidate sets),
+        :meth:`~aerec.recommend.base.Recommender.recommend_for_history` and
+        :meth:`~aerec.recommend.base.Recommender.similar_items` (both as answers and as queries).
 
         Parameters
         ----------
