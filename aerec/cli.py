@@ -139,9 +139,12 @@ def fit(
     rating: str = typer.Option(None, help="Rating column (optional)."),
     threshold: float = typer.Option(None, help="Keep rows with rating >= threshold as positives."),
     valid: Path = typer.Option(None, help="Held-out interactions of the same users, for early stopping."),
+    time: str = typer.Option(None, help="Time column that orders each user's history (SequentialDAE)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter NAME=VALUE (repeatable)."),
 ):
     """Fit a recommender on a file of interactions and save it as a bundle."""
+    import inspect
+
     from .base import estimator_classes
     from .data import read_table
     from .recommend import Recommender
@@ -150,9 +153,15 @@ def fit(
     if model.lower() not in classes:
         _fail(f"unknown model {model!r}; choose one of {sorted(cls.__name__ for cls in classes.values())}")
     estimator = classes[model.lower()](**_parse_params(param))
+    ordered = {}
+    if time is not None:
+        if "time" not in inspect.signature(estimator.fit).parameters:
+            _fail(f"--time orders each user's history; {type(estimator).__name__} reads histories as sets "
+                  f"(a sequential model does: SequentialDAE)")
+        ordered = {"time": time}
     frame = read_table(data)
     estimator.fit(frame, valid=read_table(valid) if valid else None, user=user, item=item, rating=rating,
-                  threshold=threshold)
+                  threshold=threshold, **ordered)
     estimator.save(out)
     typer.echo(f"fitted {estimator!r} on {len(estimator.users_)} users x {len(estimator.items_)} items "
                f"in {estimator.fit_seconds_:.2f} s; saved to {out}")

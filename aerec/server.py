@@ -77,7 +77,8 @@ class RecommendResponse(BaseModel):
 
 
 class HistoryRequest(BaseModel):
-    items: list[Id] = Field(min_length=1, description="Items the (new) user interacted with.")
+    items: list[Id] = Field(min_length=1, description="Items the (new) user interacted with, oldest first "
+                                                       "(a sequential model reads the order; the others a set).")
     k: int = Field(10, ge=1)
     exclude_seen: bool = Field(True, description="Leave out the history's own items.")
 

@@ -216,3 +216,30 @@ def test_csv_ids_with_leading_zeros_stay_distinct(tmp_path):
     assert result.exit_code == 0 and "3 users x 3 items" in result.output, result.output
     result = runner.invoke(app, ["recommend", str(tmp_path / "b"), "--users", "007", "--k", "1"])
     assert result.exit_code == 0 and result.output.splitlines()[1].split(",")[:2] == ["007", "c"], result.output
+
+
+def test_fit_with_a_time_column_and_ordered_histories(tmp_path, small_positives):
+    """--time orders each user's history for a sequential model; a history file's rows are ordered by the
+    same column; a model that reads sets refuses --time."""
+    import pandas as pd
+
+    train = tmp_path / "train.parquet"
+    small_positives.to_parquet(train)
+    bundle = tmp_path / "seq"
+    result = runner.invoke(app, ["fit", str(train), "--out", str(bundle), "--model", "SequentialDAE", "--time",
+                                 "timestamp", "-p", "code_dim=8", "-p", "n_layers=1", "-p", "max_length=10",
+                                 "-p", "epochs=2"])
+    assert result.exit_code == 0, result.output
+    model = aerec.load(bundle)
+    assert model.columns_["time"] == "timestamp"
+    history = small_positives[small_positives["user"] == small_positives["user"].iloc[0]].head(6).assign(user=-1)
+    shuffled = tmp_path / "history.csv"
+    history.iloc[::-1].to_csv(shuffled, index=False)  # rows newest first: the time column puts them back in order
+    out = tmp_path / "recs.parquet"
+    result = runner.invoke(app, ["recommend", str(bundle), "--history", str(shuffled), "--k", "5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out), model.recommend_for_history(history, k=5))
+
+    result = runner.invoke(app, ["fit", str(train), "--out", str(tmp_path / "ease"), "--model", "EASE",
+                                 "--time", "timestamp"])
+    assert result.exit_code == 1 and "EASE reads histories as sets" in result.output

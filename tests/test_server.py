@@ -433,3 +433,18 @@ def test_schemathesis_finds_no_server_error(kind, bundle, image_bundle, rating_b
 
         check()
     assert not failures, failures[:3]
+
+
+def test_history_of_a_sequential_bundle_is_read_in_order(tmp_path, small_positives):
+    model = aerec.SequentialDAE(code_dim=8, n_layers=1, max_length=10, epochs=2).fit(small_positives, time="timestamp")
+    model.save(tmp_path / "seq")
+    client = TestClient(create_app(tmp_path / "seq"))
+    items = [int(i) for i in model.items_.ids[[3, 1, 4, 15, 9]]]
+    answers = {}
+    for name, order in (("forward", items), ("backward", items[::-1])):
+        got = client.post("/recommend/history", json={"items": order, "k": 5}).json()["items"]
+        expected = model.recommend_for_history(pd.DataFrame({"user": 0, "item": order}), k=5)
+        assert [g["item"] for g in got] == expected["item"].tolist()
+        np.testing.assert_allclose([g["score"] for g in got], expected["score"], rtol=1e-5)
+        answers[name] = [g["score"] for g in got]
+    assert answers["forward"] != answers["backward"]  # the order is read, not just the set
