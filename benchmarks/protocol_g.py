@@ -161,6 +161,7 @@ def run_protocol(name: str, data: dict, seeds, epochs: int, patience: int, seque
         valid_task = Task(train, split["valid"], universe)
         test_history = pd.concat([train, split["valid"]]).sort_values(["user", "ts"], kind="stable")
         test_task = Task(test_history, split["test"], universe)
+        valid_history = train
         fit_valid = split["valid"]
         valid_note = "valid.tsv (weak: the valid item of each training user)"
     else:
@@ -168,18 +169,19 @@ def run_protocol(name: str, data: dict, seeds, epochs: int, patience: int, seque
         valid_task = Task(split["valid_fold_in"], split["valid_target"], universe)
         test_task = Task(split["test_fold_in"], split["test_target"], universe)
         test_history = split["test_fold_in"]
+        valid_history = split["valid_fold_in"]
         fit_valid = (split["valid_fold_in"], split["valid_target"])
         valid_note = "valid_fold_in.tsv -> valid_target.tsv (strong: unseen users folded in)"
 
     rows, chosen = baselines(train, valid_task, test_task, universe)
     table = {k: {m: f"{v:.4f}" for m, v in r.items()} | {"s / epoch": "", "epochs (best)": ""} for k, r in rows.items()}
-    history = test_history.assign(user=lambda d: "test-" + d["user"].astype(str))
-    recs_user = test_task.users
 
-    def fold_in(model) -> dict:
+    def fold_in(model, task: Task = test_task, history: pd.DataFrame = test_history) -> dict:
+        """The task's metrics of the model's top-10 lists for its users' histories, folded in as new users."""
+        history = history[history["user"].isin(task.users)].assign(user=lambda d: "new-" + d["user"].astype(str))
         recs = model.recommend_for_history(history, k=K)
-        recs["user"] = recs["user"].str.slice(5).astype(recs_user.dtype)
-        return test_task.metrics_of_lists(recs)
+        recs["user"] = recs["user"].str.slice(4).astype(task.users.dtype)
+        return task.metrics_of_lists(recs)
 
     start = time.perf_counter()
     dae = aerec.MultDAE(seed=0).fit(train, valid=fit_valid)
@@ -195,6 +197,7 @@ def run_protocol(name: str, data: dict, seeds, epochs: int, patience: int, seque
         model = aerec.SequentialDAE(**sequential_params, epochs=epochs, patience=patience, seed=seed)
         model.fit(train, valid=fit_valid, time="ts")
         m = fold_in(model)
+        m.update({f"val {k}": v for k, v in fold_in(model, valid_task, valid_history).items()})
         m["s / epoch"] = float(np.mean(model.history_["train_seconds"]))
         m["epochs"] = len(model.history_["loss"])
         m["best"] = model.best_epoch_ + 1

@@ -14,11 +14,20 @@ SMALL = dict(code_dim=16, n_layers=1, n_heads=2, max_length=20, epochs=2, batch_
 
 
 class TestSequentialDAEContract(RecommenderContract):
+    """The default: the causal next-item objective (the user code sits on the most recent item)."""
     # the contract's data has no time column: time=None orders each user's rows as the frame does
     history_is_fold_in = True
 
     def make_model(self):
         return SequentialDAE(**SMALL)
+
+
+class TestSequentialDAEClozeContract(RecommenderContract):
+    """The Cloze objective behind the same contract (the user code sits on an appended mask token)."""
+    history_is_fold_in = True
+
+    def make_model(self):
+        return SequentialDAE(**SMALL, objective="cloze")
 
 
 def cycle_walks(n_users=100, n_items=12, length=10, seed=0):
@@ -31,10 +40,11 @@ def cycle_walks(n_users=100, n_items=12, length=10, seed=0):
     return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
 
 
-def test_order_matters_next_item_learned():
+@pytest.mark.parametrize("objective, epochs", [("cloze", 30), ("next", 10)])
+def test_order_matters_next_item_learned(objective, epochs):
     train = cycle_walks()
-    model = SequentialDAE(code_dim=32, n_layers=1, max_length=12, epochs=30, batch_size=16, dropout=0.0,
-                          mask_probability=0.3, learning_rate=5e-3).fit(train, time="ts")
+    model = SequentialDAE(code_dim=32, n_layers=1, max_length=12, epochs=epochs, batch_size=16, dropout=0.0,
+                          mask_probability=0.3, learning_rate=5e-3, objective=objective).fit(train, time="ts")
     n_items = 12
     # fresh walks of 5 items, given in shuffled row order with their times; the answer is the next on the cycle
     starts = np.arange(40) % n_items
@@ -56,13 +66,13 @@ def test_order_matters_next_item_learned():
 def test_max_length_keeps_most_recent_items():
     train = pd.DataFrame({"user": [1] * 6 + [2] * 2, "item": list("abcdef") + list("ab"),
                           "ts": [6, 5, 4, 3, 2, 1, 1, 2]})
-    model = SequentialDAE(code_dim=8, n_layers=1, max_length=3, epochs=1).fit(train, time="ts")
+    model = SequentialDAE(code_dim=8, n_layers=1, max_length=3, epochs=1, objective="cloze").fit(train, time="ts")
     items = model.items_.ids
     decoded = [[items[j - 1] for j in row if j > 0] for row in model.sequences_]
     user1 = model.users_.index_of([1])[0]
     assert decoded[user1] == ["c", "b", "a"]  # the three most recent, oldest first
     assert decoded[model.users_.index_of([2])[0]] == ["a", "b"]
-    # the user code reads the last max_length - 1 items: the same as a history of only those
+    # Cloze: the user code reads the last max_length - 1 items (and the mask token): the same as a history of only those
     history = pd.DataFrame({"user": ["x", "x"], "item": ["b", "a"]})
     h_train = model.user_codes([1]).to_numpy()
     full = train[train["user"] == 1].assign(user="x")
@@ -70,6 +80,35 @@ def test_max_length_keeps_most_recent_items():
     h_recent = model._user_vectors(model._history_matrix(history, "user", "item").matrix, None)
     np.testing.assert_allclose(h_train, h_history, atol=1e-5)
     np.testing.assert_allclose(h_train, h_recent, atol=1e-5)
+
+
+def test_next_item_batches_shift_each_sequence_by_one_place():
+    train = pd.DataFrame({"user": [1] * 4 + [2] * 2, "item": list("abcd") + list("ba"), "ts": [1, 2, 3, 4, 1, 2]})
+    model = SequentialDAE(code_dim=8, n_layers=1, max_length=3, epochs=1).fit(train, time="ts")  # objective="next"
+    assert model.network_.causal
+    (tokens, positions), targets, weights = next(model._batches(model.sequences_))
+    by_target = {tuple(t): (tuple(x), tuple(w)) for t, x, w in zip(targets, tokens, weights)}
+    b, c, d = (model.items_.index_of([v])[0] for v in "bcd")
+    # user 1 keeps b, c, d (the most recent 3): tokens (pad, b, c) predict (-, c, d); the first place has no input
+    assert by_target[(b, c, d)] == ((0, b + 1, c + 1), (0.0, 1.0, 1.0))
+    np.testing.assert_array_equal(positions, np.broadcast_to(np.arange(3), tokens.shape))
+    # the user code reads the most recent max_length items, no mask token appended
+    history = pd.DataFrame({"user": ["x"] * 3, "item": ["b", "c", "d"]})
+    np.testing.assert_allclose(model.user_codes([1]).to_numpy(),
+                               model._user_vectors(model._history_matrix(history, "user", "item").matrix, None),
+                               atol=1e-5)
+
+
+def test_causal_network_reads_left_to_right():
+    net = SequentialDenoisingAutoencoder(6, max_length=5, code_dim=8, n_layers=2, dropout=0.0, causal=True, seed=0)
+    tokens = np.array([[0, 1, 2, 3, 4], [0, 1, 2, 5, 6]], dtype="int32")
+    h = keras.ops.convert_to_numpy(net.hidden_states(tokens))
+    # the items before the change do not see it (the padding place 0 is never read: no key, no target)
+    np.testing.assert_allclose(h[0, 1:3], h[1, 1:3], atol=1e-6)
+    assert not np.allclose(h[0, 3:], h[1, 3:])
+    bidirectional = SequentialDenoisingAutoencoder(6, max_length=5, code_dim=8, n_layers=2, dropout=0.0, seed=0)
+    h = keras.ops.convert_to_numpy(bidirectional.hidden_states(tokens))
+    assert not np.allclose(h[0, 1:3], h[1, 1:3])
 
 
 def test_bad_time_column():
@@ -109,7 +148,7 @@ def test_save_load_keeps_sequences_and_time(tmp_path, walk_model):
 
 def test_keras_network_round_trip_and_config(tmp_path):
     net = SequentialDenoisingAutoencoder(9, max_length=6, code_dim=8, n_layers=2, n_heads=2, dropout=0.1,
-                                         sampled_softmax=4, seed=3)
+                                         sampled_softmax=4, causal=True, seed=3)
     tokens = np.array([[0, 0, 2, 3, 4, 10], [1, 2, 3, 4, 5, 10]], dtype="int32")
     net.build()
     net.save(tmp_path / "net.keras")
@@ -118,9 +157,9 @@ def test_keras_network_round_trip_and_config(tmp_path):
     np.testing.assert_array_equal(same.user_code(tokens).numpy(), net.user_code(tokens).numpy())
     config = net.get_config()
     assert {k: config[k] for k in ("n_items", "max_length", "code_dim", "n_layers", "n_heads", "dropout",
-                                   "sampled_softmax", "seed")} == {
+                                   "sampled_softmax", "causal", "seed")} == {
         "n_items": 9, "max_length": 6, "code_dim": 8, "n_layers": 2, "n_heads": 2, "dropout": 0.1,
-        "sampled_softmax": 4, "seed": 3}
+        "sampled_softmax": 4, "causal": True, "seed": 3}
     assert same.get_config() == config
 
 

@@ -85,10 +85,11 @@ class TransformerBlock(layers.Layer):
         self.feed_forward_norm.build(input_shape)
         self.built = True
 
-    def call(self, x, keep, training=False):
-        """``x``: (batch, length, width); ``keep``: (batch, length) bool, False at padding (never attended to)."""
+    def call(self, x, keep, causal=False, training=False):
+        """``x``: (batch, length, width); ``keep``: (batch, length) bool, False at padding (never attended to);
+        ``causal``: each position attends only to itself and the positions before it."""
         attend = ops.logical_and(ops.expand_dims(keep, 1), ops.ones_like(ops.expand_dims(keep, 2)))
-        a = self.attention(x, x, attention_mask=attend, training=training)
+        a = self.attention(x, x, attention_mask=attend, use_causal_mask=causal, training=training)
         x = self.attention_norm(x + self.attention_dropout(a, training=training))
         f = self.projection(self.hidden(x))
         return self.feed_forward_norm(x + self.feed_forward_dropout(f, training=training))
@@ -101,7 +102,7 @@ class TransformerBlock(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="aerec")
 class SequentialDenoisingAutoencoder(keras.Model):
-    """Bidirectional self-attention network that reconstructs masked items of ordered sequences (BERT4Rec's Cloze task).
+    """Self-attention network over ordered sequences: bidirectional for BERT4Rec's Cloze task, causal for next-item training.
 
     Parameters
     ----------
@@ -119,6 +120,9 @@ class SequentialDenoisingAutoencoder(keras.Model):
         Dropout after the embeddings, on attention weights and on the residual branches.
     sampled_softmax : int, optional
         Train with a sampled softmax over this many uniform negatives instead of the full softmax.
+    causal : bool, default False
+        Each position attends only to itself and the positions before it (left to right, as SASRec):
+        the hidden state at a position is then a prediction of the next item from the items up to it.
     seed : int, optional
         Seed of the initial weights, dropout masks and sampled negatives.
 
@@ -132,7 +136,8 @@ class SequentialDenoisingAutoencoder(keras.Model):
     """
 
     def __init__(self, n_items: int, max_length: int = 200, code_dim: int = 64, n_layers: int = 2, n_heads: int = 2,
-                 dropout: float = 0.2, sampled_softmax: int | None = None, seed: int | None = None, **kwargs):
+                 dropout: float = 0.2, sampled_softmax: int | None = None, causal: bool = False,
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.n_items = int(n_items)
         self.max_length = int(max_length)
@@ -141,6 +146,7 @@ class SequentialDenoisingAutoencoder(keras.Model):
         self.n_heads = int(n_heads)
         self.dropout_rate = float(dropout)
         self.sampled_softmax = None if sampled_softmax is None else int(sampled_softmax)
+        self.causal = bool(causal)
         self.seed = seed
 
         def s(j):
@@ -186,11 +192,12 @@ class SequentialDenoisingAutoencoder(keras.Model):
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
         keep = ops.not_equal(tokens, 0)
         for block in self.blocks:
-            x = block(x, keep, training=training)
+            x = block(x, keep, causal=self.causal, training=training)
         return x
 
     def user_code(self, tokens):
-        """``h_u``: the hidden state at the last position (the mask token appended after the user's sequence)."""
+        """``h_u``: the hidden state at the last position (the mask token appended after the user's sequence;
+        for a ``causal`` network, the user's most recent item)."""
         return self.hidden_states(tokens, training=False)[:, -1, :]
 
     def item_vectors(self):
@@ -231,5 +238,5 @@ class SequentialDenoisingAutoencoder(keras.Model):
         config = super().get_config()
         config.update(n_items=self.n_items, max_length=self.max_length, code_dim=self.code_dim,
                       n_layers=self.n_layers, n_heads=self.n_heads, dropout=self.dropout_rate,
-                      sampled_softmax=self.sampled_softmax, seed=self.seed)
+                      sampled_softmax=self.sampled_softmax, causal=self.causal, seed=self.seed)
         return config
