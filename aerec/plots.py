@@ -1,4 +1,4 @@
-"""Matplotlib figures: training curves, reconstructions, query results, maps of codes.
+"""Matplotlib figures: training curves, reconstructions, query results, maps of codes, attention over a history.
 
 Needs the ``plots`` extra (matplotlib); every function returns the ``Figure``.
 """
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["training_curves", "reconstructions", "query_results", "code_map"]
+__all__ = ["training_curves", "reconstructions", "query_results", "code_map", "attention"]
 
 
 def _plt():
@@ -109,6 +109,24 @@ def code_map(codes, labels=None, title: str = "codes (first two principal compon
             mask = labels == value
             ax.scatter(xy[mask, 0], xy[mask, 1], s=3, alpha=0.6, label=str(value))
         ax.legend(markerscale=4, fontsize=7, loc="best")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def attention(frame, labels=None, title: str = "attention of the next-item prediction over the history"):
+    """A heat map of :meth:`aerec.SequentialDAE.attention`'s frame: one row per block and head, one column per
+    history item (oldest left). ``labels`` maps item ids to the text shown under the columns (e.g. titles)."""
+    plt = _plt()
+    heads = [c for c in frame.columns if c.startswith("block ")]
+    weights = frame[heads].to_numpy().T
+    names = [str(labels.get(i, i)) if labels is not None else str(i) for i in frame["item"]]
+    fig, ax = plt.subplots(figsize=(min(16, 1.5 + 0.45 * len(names)), 1.2 + 0.45 * len(heads)))
+    shown = ax.imshow(weights, aspect="auto", cmap="viridis", vmin=0)
+    ax.set_yticks(range(len(heads)), heads)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_xlabel("history, oldest first")
+    fig.colorbar(shown, ax=ax, label="weight")
     ax.set_title(title)
     fig.tight_layout()
     return fig

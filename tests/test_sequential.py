@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import aerec
-from aerec.exceptions import DataValidationError, MissingColumnError
+from aerec.exceptions import DataValidationError, MissingColumnError, UnknownIdError
 from aerec.models.sequential import SequentialDenoisingAutoencoder
 from aerec.recommend.sequential import SequentialDAE
 
@@ -109,6 +109,31 @@ def test_causal_network_reads_left_to_right():
     bidirectional = SequentialDenoisingAutoencoder(6, max_length=5, code_dim=8, n_layers=2, dropout=0.0, seed=0)
     h = keras.ops.convert_to_numpy(bidirectional.hidden_states(tokens))
     assert not np.allclose(h[0, 1:3], h[1, 1:3])
+
+
+def test_last_position_attention_leaves_out_padding_and_the_future():
+    tokens = np.array([[0, 0, 1, 2, 3], [0, 4, 1, 2, 3]], dtype="int32")
+    for causal in (True, False):
+        net = SequentialDenoisingAutoencoder(6, max_length=5, code_dim=8, n_layers=2, dropout=0.0, causal=causal, seed=0)
+        weights = keras.ops.convert_to_numpy(net.last_position_attention(tokens))
+        assert weights.shape == (2, 2, 2, 5)  # users, blocks, heads, places
+        np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+        np.testing.assert_array_equal(weights[0, :, :, :2], 0.0)  # padding is never attended to
+        assert (weights[1, :, :, 1] > 0).all()
+
+
+def test_attention_frame_of_a_history(walk_model):
+    model = walk_model
+    frame = model.attention(["i1", "i2", "i1", "i3"])  # i1 repeated: counted at its last place
+    assert frame["item"].tolist() == ["i2", "i1", "i3"] and frame["position"].tolist() == [0, 1, 2]
+    heads = [c for c in frame.columns if c.startswith("block ")]
+    assert len(heads) == model.n_layers * model.n_heads
+    np.testing.assert_allclose(frame[heads].sum(), 1.0, rtol=1e-5)  # causal: all the weight is on the history
+    short = SequentialDAE(**{**SMALL, "max_length": 5, "epochs": 1}).fit(cycle_walks(n_users=20, length=4), time="ts")
+    history = [f"i{n}" for n in range(12)]
+    assert short.attention(history)["item"].tolist() == history[-5:]  # the most recent max_length items are read
+    with pytest.raises(UnknownIdError):
+        model.attention(["no such item"])
 
 
 def test_bad_time_column():

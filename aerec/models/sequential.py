@@ -85,14 +85,17 @@ class TransformerBlock(layers.Layer):
         self.feed_forward_norm.build(input_shape)
         self.built = True
 
-    def call(self, x, keep, causal=False, training=False):
+    def call(self, x, keep, causal=False, training=False, return_scores=False):
         """``x``: (batch, length, width); ``keep``: (batch, length) bool, False at padding (never attended to);
-        ``causal``: each position attends only to itself and the positions before it."""
+        ``causal``: each position attends only to itself and the positions before it. With ``return_scores``,
+        also the attention weights, (batch, heads, length, length)."""
         attend = ops.logical_and(ops.expand_dims(keep, 1), ops.ones_like(ops.expand_dims(keep, 2)))
-        a = self.attention(x, x, attention_mask=attend, use_causal_mask=causal, training=training)
+        a, scores = self.attention(x, x, attention_mask=attend, use_causal_mask=causal, training=training,
+                                   return_attention_scores=True)
         x = self.attention_norm(x + self.attention_dropout(a, training=training))
         f = self.projection(self.hidden(x))
-        return self.feed_forward_norm(x + self.feed_forward_dropout(f, training=training))
+        x = self.feed_forward_norm(x + self.feed_forward_dropout(f, training=training))
+        return (x, scores) if return_scores else x
 
     def get_config(self):
         config = super().get_config()
@@ -179,8 +182,8 @@ class SequentialDenoisingAutoencoder(keras.Model):
             block.build((None, self.max_length, self.code_dim))
         self.built = True
 
-    def hidden_states(self, tokens, training=False):
-        """Hidden state of every position: (batch, length, code_dim). Sequences are left-padded with 0."""
+    def _embedded(self, tokens, training=False):
+        """The blocks' input (token plus position embeddings, normalised) and the non-padding mask."""
         if not self.built:  # called outside __call__ (user_code): build the whole model, not layer by layer
             self.build()
         tokens = ops.convert_to_tensor(tokens, dtype="int32")
@@ -189,11 +192,24 @@ class SequentialDenoisingAutoencoder(keras.Model):
         # the same position whatever the sequence's length
         positions = ops.arange(self.max_length - length, self.max_length, dtype="int32")
         x = self.token_embedding(tokens) + ops.expand_dims(self.position_embedding(positions), 0)
-        x = self.embedding_dropout(self.embedding_norm(x), training=training)
-        keep = ops.not_equal(tokens, 0)
+        return self.embedding_dropout(self.embedding_norm(x), training=training), ops.not_equal(tokens, 0)
+
+    def hidden_states(self, tokens, training=False):
+        """Hidden state of every position: (batch, length, code_dim). Sequences are left-padded with 0."""
+        x, keep = self._embedded(tokens, training=training)
         for block in self.blocks:
             x = block(x, keep, causal=self.causal, training=training)
         return x
+
+    def last_position_attention(self, tokens):
+        """The attention weights of the last position (where :meth:`user_code` is read) over every position, per
+        block and head: (batch, n_layers, n_heads, length). Padding gets 0; each (block, head) row sums to 1."""
+        x, keep = self._embedded(tokens)
+        maps = []
+        for block in self.blocks:
+            x, scores = block(x, keep, causal=self.causal, return_scores=True)
+            maps.append(scores[:, :, -1, :])
+        return ops.stack(maps, axis=1)
 
     def user_code(self, tokens):
         """``h_u``: the hidden state at the last position (the mask token appended after the user's sequence;

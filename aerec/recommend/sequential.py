@@ -324,13 +324,51 @@ class SequentialDAE(KerasRecommender):
                 out.append(cols[np.argsort(rows.data[rows.indptr[r]:rows.indptr[r + 1]], kind="stable")])
         return out
 
-    def _user_vectors(self, rows: sp.csr_matrix, user_index) -> np.ndarray:
+    def _tokens(self, sequences) -> np.ndarray:
+        """The network's input for item-index sequences (oldest first): the most recent items, left-padded,
+        and (Cloze) a mask token appended."""
         window = self.max_length if self._causal else self.max_length - 1  # Cloze: a mask token appended
-        tokens = np.zeros((rows.shape[0], self.max_length), np.int32)
+        tokens = np.zeros((len(sequences), self.max_length), np.int32)
         tokens[:, window:] = self.network_.mask_token
-        for r, items in enumerate(self._ordered_items(rows, user_index)):
-            items = items[-window:]
+        for r, items in enumerate(sequences):
+            items = np.asarray(items)[-window:]
             tokens[r, window - len(items):window] = items + 1
+        return tokens
+
+    def attention(self, history) -> pd.DataFrame:
+        """What the user code attends to: the attention weights of the position where ``h_u`` is read over
+        the items of one ordered history, per block and head.
+
+        Parameters
+        ----------
+        history : list of item ids
+            Oldest first (an item repeated counts once, at its last place; the most recent
+            ``max_length`` items, or ``max_length - 1`` for Cloze, are read).
+
+        Returns
+        -------
+        DataFrame
+            One row per history item read, oldest first: ``position`` (0 = oldest read), ``item``,
+            and one column per block and head, ``"block 1 head 1"``, ... Each column sums to 1 over the
+            rows with the causal objective; with Cloze the rest is the appended mask attending to itself.
+        """
+        self._check_fitted()
+        ids = list(dict.fromkeys(reversed(as_list(history))))[::-1]  # a repeat counts at its last place
+        if not ids:
+            raise DataValidationError("attention needs a history of at least one item")
+        items = self.items_.index_of(ids)
+        tokens = self._tokens([items])
+        used = len(tokens[0]) - int(np.argmax(tokens[0] > 0))  # the padding is left out
+        weights = _numpy(self.network_.last_position_attention(tokens[:, -used:]))[0]  # (blocks, heads, used)
+        read = min(len(items), self.max_length if self._causal else self.max_length - 1)
+        frame = pd.DataFrame({"position": np.arange(read), "item": ids[-read:]})
+        for b in range(weights.shape[0]):
+            for h in range(weights.shape[1]):
+                frame[f"block {b + 1} head {h + 1}"] = weights[b, h, :read]
+        return frame
+
+    def _user_vectors(self, rows: sp.csr_matrix, user_index) -> np.ndarray:
+        tokens = self._tokens(self._ordered_items(rows, user_index))
         # the network reads only as far back as the longest sequence of the batch
         codes = []
         for start in range(0, len(tokens), 256):
