@@ -165,6 +165,7 @@ def test_fit_refuses_what_it_cannot_train():
         aerec.distributed.fit(aerec.MultDAE(), pd.DataFrame({"user": [1], "item": [1]}), num_workers=0)
 
 
+@pytest.mark.slow  # the default suite keeps two end-to-end fits across workers
 def test_fit_raises_the_workers_named_error(cluster, weak_parts):
     train, _ = weak_parts
     with pytest.raises(MissingColumnError, match="'item'"):

@@ -22,6 +22,7 @@ class TestSequentialDAEContract(RecommenderContract):
         return SequentialDAE(**SMALL)
 
 
+@pytest.mark.slow  # the default suite keeps the default objective's contract; Cloze is also covered by the tests below
 class TestSequentialDAEClozeContract(RecommenderContract):
     """The Cloze objective behind the same contract (the user code sits on an appended mask token)."""
     history_is_fold_in = True
@@ -40,7 +41,7 @@ def cycle_walks(n_users=100, n_items=12, length=10, seed=0):
     return frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
 
 
-@pytest.mark.parametrize("objective, epochs", [("cloze", 30), ("next", 10)])
+@pytest.mark.parametrize("objective, epochs", [pytest.param("cloze", 30, marks=pytest.mark.slow), ("next", 10)])
 def test_order_matters_next_item_learned(objective, epochs):
     train = cycle_walks()
     model = SequentialDAE(code_dim=32, n_layers=1, max_length=12, epochs=epochs, batch_size=16, dropout=0.0,
