@@ -229,21 +229,35 @@ class SequentialDAE(KerasRecommender):
         """Endless shuffled batches ``((tokens, positions), targets, weights)`` of the training sequences, for the objective."""
         return self._next_item_batches(sequences) if self._causal else self._cloze_batches(sequences)
 
+    def _epoch_batches(self, sequences: np.ndarray, rng: np.random.Generator):
+        """One epoch's batches, each cut to the columns of its longest sequence: ``sequences[rows][:, -width:]``.
+
+        Users are grouped with others of about the same length (sorted by length times a random
+        factor of 0.8-1.25, so that the groups change from epoch to epoch) and the batches come in a
+        random order. Positions count from the right end and padding is never attended to, so the cut
+        changes no hidden state: it saves the padding's work (about half of every step on
+        MovieLens-100K at ``max_length=200``, more on shorter histories)."""
+        n, length = sequences.shape
+        lengths = np.count_nonzero(sequences, axis=1)
+        order = np.argsort(lengths * rng.uniform(0.8, 1.25, n), kind="stable")
+        batches = [order[start:start + self.batch_size] for start in range(0, n, self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            rows = batches[b]
+            width = max(1, int(lengths[rows].max()))
+            yield sequences[rows][:, length - width:]
+
     def _next_item_batches(self, sequences: np.ndarray):
         """Next-item batches: the tokens are the sequence shifted right by one place, so that the causal network's
         state at every place (having read the items up to it) is asked the item that follows; each target weighs 1."""
         rng = np.random.default_rng(self.seed)
-        n, length = sequences.shape
-        every_place = np.broadcast_to(np.arange(length, dtype=np.int32), (self.batch_size, length))
         while True:
-            order = rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                following = sequences[order[start:start + self.batch_size]]
+            for following in self._epoch_batches(sequences, rng):
                 tokens = np.zeros_like(following)
                 tokens[:, 1:] = following[:, :-1]
                 weights = (tokens > 0) & (following > 0)
-                yield ((tokens.astype(np.int32), every_place[:len(tokens)]),
-                       np.maximum(following - 1, 0).astype(np.int32), weights.astype(np.float32))
+                places = np.broadcast_to(np.arange(following.shape[1], dtype=np.int32), following.shape)
+                yield ((tokens.astype(np.int32), places), np.maximum(following - 1, 0).astype(np.int32),
+                       weights.astype(np.float32))
 
     def _cloze_batches(self, sequences: np.ndarray):
         """Endless shuffled batches ``((tokens, positions), targets, weights)`` of the training sequences.
@@ -253,13 +267,12 @@ class SequentialDAE(KerasRecommender):
         masked at random (Cloze). Each sequence weighs 1 in the loss, shared among its masked places.
         """
         rng = np.random.default_rng(self.seed)
-        n, length = sequences.shape
         mask_token = self.network_.mask_token
-        most = max(1, int(np.ceil(1.5 * self.mask_probability * length)))  # masked places read per sequence
         while True:
-            order = rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                tokens = sequences[order[start:start + self.batch_size]].copy()
+            for tokens in self._epoch_batches(sequences, rng):
+                tokens = tokens.copy()
+                length = tokens.shape[1]
+                most = max(1, int(np.ceil(1.5 * self.mask_probability * length)))  # masked places read per sequence
                 masked = (rng.random(tokens.shape) < self.mask_probability) & (tokens > 0)
                 last_only = rng.random(len(tokens)) < self.last_item_share
                 for r in np.flatnonzero(last_only):
@@ -278,6 +291,14 @@ class SequentialDAE(KerasRecommender):
                 weights = chosen / chosen.sum(axis=1, keepdims=True)
                 yield ((tokens.astype(np.int32), positions.astype(np.int32)), targets.astype(np.int32),
                        weights.astype(np.float32))
+
+    def _dataset(self, sequences: np.ndarray):
+        """:meth:`_batches` as a ``tf.data.Dataset`` whose batches may differ in length (one traced step for all)."""
+        import tensorflow as tf
+
+        places = tf.TensorSpec((None, None), tf.int32)
+        signature = ((places, places), places, tf.TensorSpec((None, None), tf.float32))
+        return tf.data.Dataset.from_generator(lambda: self._batches(sequences), output_signature=signature)
 
     #: its own batches and loop: aerec.distributed.fit does not train it
     _trains_across_workers = False
@@ -299,7 +320,7 @@ class SequentialDAE(KerasRecommender):
             every = self._validation_every(checked.inputs.shape[0], X.shape[0])
             callbacks += early_stopping(score, patience=self.patience or self.epochs + 1, every=every,
                                         name=name, verbose=int(bool(self.verbose)))
-        history = self.network_.fit(self._batches(self.sequences_), epochs=self.epochs,
+        history = self.network_.fit(self._dataset(self.sequences_), epochs=self.epochs,
                                     steps_per_epoch=-(-X.shape[0] // self.batch_size), callbacks=callbacks,
                                     verbose=self.verbose, shuffle=False)
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
