@@ -117,10 +117,11 @@ class AerecRunner:
         except TypeError:  # no FLOP count for this model
             return {"s/epoch": seconds}
 
-    def top_all(self, k: int) -> None:
-        ids = self.model.users_.ids
+    def top_all(self, k: int, n: int | None = None) -> int:
+        ids = self.model.users_.ids[:n]
         for start in range(0, len(ids), BATCH):  # top_k scores all its users at once: batches bound the memory
             self.model.top_k(ids[start:start + BATCH], k=k)
+        return len(ids)
 
     def fold_in(self, histories: list, k: int, via: str = "model") -> list[np.ndarray]:
         recs = []
@@ -189,10 +190,12 @@ class ImplicitALS:
         seconds = float(np.median(self.seconds[1:] or self.seconds))
         return {"s/epoch": seconds, "GFLOP/s": flops / seconds / 1e9}
 
-    def top_all(self, k: int) -> None:
-        for start in range(0, self.X.shape[0], BATCH):
-            stop = min(start + BATCH, self.X.shape[0])
+    def top_all(self, k: int, n: int | None = None) -> int:
+        users = min(n or self.X.shape[0], self.X.shape[0])
+        for start in range(0, users, BATCH):
+            stop = min(start + BATCH, users)
             self.model.recommend(np.arange(start, stop), self.X[start:stop], N=k)
+        return users
 
     def fold_in(self, histories: list, k: int) -> list[np.ndarray]:
         cols = pd.Index(self.item_ids).get_indexer(np.concatenate(histories))
@@ -290,8 +293,10 @@ def model_worker(args, scale: str, name: str) -> dict:
     say(f"{scale} {name}: fit {row['fit s']:.1f} s")
     row.update(runner.work())
     start = time.perf_counter()
-    runner.top_all(K)
-    row["top-100 s"] = time.perf_counter() - start
+    timed = runner.top_all(K, args.top_users)
+    n_users = train["user"].nunique()
+    row["top-100 s"] = (time.perf_counter() - start) * n_users / timed  # scaled to all users when --top-users
+    row["top-100 timed users"] = timed
     say(f"{scale} {name}: all users' top-100 {row['top-100 s']:.1f} s")
     recs = runner.fold_in(histories, K)
     row.update(quality(recs, truth))
@@ -399,6 +404,8 @@ def main(argv=None) -> str:
     parser.add_argument("--plot", type=Path, default=None, help="log-log plot of fit time and memory (PNG)")
     parser.add_argument("--plot-from", nargs="+", type=Path, default=None,
                         help="only draw --plot from the .json files earlier runs wrote beside their --out")
+    parser.add_argument("--top-users", type=int, default=None,
+                        help="time the top-100 of only the first N training users and scale it to all (S3, S4)")
     parser.add_argument("--worker", choices=["matmul", "data", "model"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plot_from:  # one picture from runs made at different times (e.g. one scale per run)
@@ -434,7 +441,9 @@ def main(argv=None) -> str:
               f"(% of matmul uses the first); importing TensorFlow: {first.get('import s', float('nan')):.1f} s, "
               f"{first.get('import GiB', float('nan')):.2f} GiB"),
              (f"Keras models: {args.epochs} epochs; ALS: 15 iterations; {HELD_OUT_USERS:,} held-out users; "
-              f"whole run {(time.perf_counter() - started) / 60:.1f} min"), ""]
+              f"whole run {(time.perf_counter() - started) / 60:.1f} min"),
+             *([f"top-100 s: the first {args.top_users:,} training users timed, scaled to all of them"]
+               if args.top_users else []), ""]
     for scale in args.scales:
         d, (u, i, n) = info[scale], SCALES[scale]
         lines.append(f"### {scale}: {u:,} users × {i:,} items × {n:,} drawn")
