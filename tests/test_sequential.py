@@ -91,7 +91,10 @@ def test_next_item_batches_shift_each_sequence_by_one_place():
     by_target = {tuple(t): (tuple(x), tuple(w)) for t, x, w in zip(targets, tokens, weights)}
     b, c, d = (model.items_.index_of([v])[0] for v in "bcd")
     # user 1 keeps b, c, d (the most recent 3): tokens (pad, b, c) predict (-, c, d); the first place has no input
-    assert by_target[(b, c, d)] == ((0, b + 1, c + 1), (0.0, 1.0, 1.0))
+    # every target weighs sequences / targets of the training set (2 / 3): the loss divides by the batch's sequences
+    assert by_target[(b, c, d)][0] == (0, b + 1, c + 1)
+    np.testing.assert_allclose(by_target[(b, c, d)][1], (0.0, 2 / 3, 2 / 3))
+    assert weights.sum() == pytest.approx(len(model.sequences_))
     np.testing.assert_array_equal(positions, np.broadcast_to(np.arange(3), tokens.shape))
     # the user code reads the most recent max_length items, no mask token appended
     history = pd.DataFrame({"user": ["x"] * 3, "item": ["b", "c", "d"]})

@@ -15,7 +15,10 @@ mask token appended after the user's sequence (:meth:`SequentialDenoisingAutoenc
 Training (``keras.Model.fit``) takes ``x = (tokens, positions)``, ``y = targets`` and
 ``sample_weight``: the loss is read only at the masked ``positions`` (``(batch, P)`` indices into
 the sequence), whose items are ``targets``; ``sample_weight`` is 0 for padding entries of
-``positions``. By default the loss is the full softmax over the catalogue; with
+``positions``. The loss is ``Σ weight · nll`` over the batch divided by its number of sequences, so the
+weights say how much each target counts: shares of 1 per sequence (Cloze), or one constant per target
+(next item), which keeps the targets of a batch of short histories from weighing more than those of a
+batch of long ones. By default the loss is the full softmax over the catalogue; with
 ``sampled_softmax=S`` it is a sampled softmax over the target and ``S`` negatives drawn uniformly
 per batch (shared by every position, accidental hits masked). The logQ correction subtracts
 ``log Q(j)`` from each logit; with uniform sampling ``Q(j) = S / n_items`` is the same for every
@@ -248,7 +251,11 @@ class SequentialDenoisingAutoencoder(keras.Model):
         else:
             log_p = ops.log_softmax(y_pred, axis=-1)
             nll = -ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(targets, -1), axis=-1), -1)
-        return ops.sum(nll * weight) / ops.maximum(ops.sum(weight), 1.0)
+        if sample_weight is None:
+            return ops.mean(nll)
+        # per sequence of the batch, not per weight of the batch: batches of short and of long histories
+        # then weigh each of their targets alike (the weights carry the normalisation; see the docstring)
+        return ops.sum(nll * weight) / ops.cast(ops.shape(weight)[0], "float32")
 
     def get_config(self):
         config = super().get_config()

@@ -248,8 +248,14 @@ class SequentialDAE(KerasRecommender):
 
     def _next_item_batches(self, sequences: np.ndarray):
         """Next-item batches: the tokens are the sequence shifted right by one place, so that the causal network's
-        state at every place (having read the items up to it) is asked the item that follows; each target weighs 1."""
+        state at every place (having read the items up to it) is asked the item that follows.
+
+        Every target weighs the same, ``sequences / targets`` of the whole training set (the loss divides by
+        a batch's sequences): a batch's loss is its mean over targets when its histories have the mean length,
+        and batches of short histories, grouped by `_epoch_batches`, do not give their few targets more weight."""
         rng = np.random.default_rng(self.seed)
+        lengths = np.count_nonzero(sequences, axis=1)
+        per_target = np.float32(len(sequences) / max(1, int(np.maximum(lengths - 1, 0).sum())))
         while True:
             for following in self._epoch_batches(sequences, rng):
                 tokens = np.zeros_like(following)
@@ -257,7 +263,7 @@ class SequentialDAE(KerasRecommender):
                 weights = (tokens > 0) & (following > 0)
                 places = np.broadcast_to(np.arange(following.shape[1], dtype=np.int32), following.shape)
                 yield ((tokens.astype(np.int32), places), np.maximum(following - 1, 0).astype(np.int32),
-                       weights.astype(np.float32))
+                       weights.astype(np.float32) * per_target)
 
     def _cloze_batches(self, sequences: np.ndarray):
         """Endless shuffled batches ``((tokens, positions), targets, weights)`` of the training sequences.
