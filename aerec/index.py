@@ -58,7 +58,8 @@ class EmbeddingIndex(BaseEstimator):
     kind : {"auto", "flat", "ivf", "hnsw"} or str, default "auto"
         ``"flat"`` is exact search. ``"ivf"`` is ``IVF{nlist},Flat`` with
         ``nlist = min(4 sqrt(n), n / 39)``; ``"hnsw"`` is ``HNSW32``. ``"auto"`` picks flat
-        below 10,000 vectors or 640,000 numbers (``n x d``: e.g. popularity's one-number codes), HNSW while it fits in ``max_memory``, then IVF-Flat, then IVF-PQ.
+        below 10,000 vectors or 640,000 numbers (``n x d``: e.g. popularity's one-number codes), HNSW while it fits in ``max_memory``, then IVF-Flat, then IVF-PQ;
+        a structure that cannot reach ``recall_target`` on the tuning queries falls back to the next (see ``tried_``).
         Any other string is passed to :func:`faiss.index_factory` (e.g. ``"IVF1024,PQ16"``).
     recall_target : float or None, default 0.95
         Approximate indexes raise ``nprobe`` / ``efSearch`` until recall@``recall_at`` against exact search,
@@ -91,6 +92,10 @@ class EmbeddingIndex(BaseEstimator):
     measured_recall_ : float
         Recall@10 against exact search of the held-out sample at the chosen search parameter,
         measured at build time (1.0 for exact indexes). :meth:`add` does not re-measure it.
+    tried_ : dict
+        Factory -> recall measured, for each structure built: with ``kind="auto"``, one that misses
+        ``recall_target`` even at its widest search (``efSearch`` 4,096, ``nprobe`` = ``nlist``) gives way
+        to the next, HNSW to IVF-Flat to exact search, so the recall promised is the recall delivered.
     build_seconds_ : float
 
     Examples
@@ -172,18 +177,8 @@ class EmbeddingIndex(BaseEstimator):
         ids = _check_ids(_default_ids(vectors, ids, start=0, n=len(X)), len(X))
         X = self._prepare(X, "vectors", vectors)
         n, d = X.shape
-        factory = self._choose_factory(n, d)
-        index = _make_index(factory, d, self._faiss_metric(), self.seed, self.kind)
-        if not index.is_trained:
-            try:
-                index.train(_training_sample(index, X, self.seed))
-            except RuntimeError as exc:
-                raise DataValidationError(f"cannot train a {factory!r} index on {n} vectors: {_faiss_reason(exc)}") from None
-        self.factory_ = factory
-        if isinstance(faiss.downcast_index(index), faiss.IndexFlat) or n < 2:
-            index.add(X)
-            self.search_params_, self.measured_recall_ = {}, 1.0
-        elif queries is not None:
+        Q = None
+        if queries is not None:
             Q = self._prepare(_as_matrix(queries, "queries", allow_1d=False), "queries", queries)
             if Q.shape[1] != d:
                 raise DataValidationError(f"queries have {Q.shape[1]} columns but the vectors have {d}")
@@ -194,22 +189,18 @@ class EmbeddingIndex(BaseEstimator):
                 chosen = np.sort(np.random.default_rng(self.seed).choice(len(Q), self._tune_queries, replace=False))
                 Q = Q[chosen]
                 exclude = exclude.tocsr()[chosen] if exclude is not None else None
-            index.add(X)
-            self.search_params_, self.measured_recall_ = self._tune(index, X, Q, exclude)
-        else:
-            # Tune with a held-out sample as queries: vectors already in a graph are found more
-            # easily than new ones, so tuning on indexed vectors would overstate the recall. The
-            # tuning runs on a copy without the sample; the index itself then gets every vector in
-            # the order given, so that positions follow the ids (an HNSW graph is built twice).
-            held = np.random.default_rng(self.seed).choice(n, size=min(self._tune_queries, max(1, n // 5)), replace=False)
-            held = np.sort(held)
-            rest = np.setdiff1d(np.arange(n), held, assume_unique=True)
-            trial = faiss.clone_index(index)
-            trial.add(X[rest])
-            self.search_params_, self.measured_recall_ = self._tune(trial, X[rest], X[held])
-            del trial
-            index.add(X)
-            _apply_search_params(index, self.search_params_)
+        # "auto" keeps its promise: a structure that misses the recall target on these queries even at
+        # its widest search (HNSW over inner products with skewed norms can) gives way to the next one
+        candidates = self._candidates(n, d)
+        self.tried_ = {}
+        for i, factory in enumerate(candidates):
+            last = i == len(candidates) - 1
+            index, self.search_params_, self.measured_recall_, hit = self._build_one(factory, X, Q, exclude, warn=last)
+            self.tried_[factory] = self.measured_recall_
+            if hit or last:
+                break
+            del index
+        self.factory_ = factory
         ivf = faiss.try_extract_index_ivf(index)
         if ivf is not None:
             ivf.make_direct_map()  # so that search_ids can read indexed vectors back
@@ -448,7 +439,8 @@ class EmbeddingIndex(BaseEstimator):
         self.ids_.to_parquet(directory / _IDS_FILE)
         return {"index": {"factory": self.factory_, "dim": self.dim_, "ntotal": self.ntotal,
                           "search_params": self.search_params_, "measured_recall": self.measured_recall_,
-                          "recall_at": self.recall_at, "build_seconds": self.build_seconds_}}
+                          "recall_at": self.recall_at, "build_seconds": self.build_seconds_,
+                          "tried": getattr(self, "tried_", {self.factory_: self.measured_recall_})}}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "EmbeddingIndex":
@@ -469,6 +461,7 @@ class EmbeddingIndex(BaseEstimator):
         obj.search_params_ = dict(info["search_params"])
         obj.measured_recall_ = float(info["measured_recall"])
         obj.build_seconds_ = float(info["build_seconds"])
+        obj.tried_ = {str(k): float(v) for k, v in info.get("tried", {obj.factory_: obj.measured_recall_}).items()}
         _apply_search_params(index, obj.search_params_)
         obj.fitted_ = True
         return obj
@@ -509,6 +502,50 @@ class EmbeddingIndex(BaseEstimator):
             X = X / norms[:, None].astype(np.float32)
         return np.ascontiguousarray(X, dtype=np.float32)
 
+    def _build_one(self, factory: str, X: np.ndarray, Q, exclude, warn: bool):
+        """Build, train, fill and tune one ``factory`` index: ``(index, search params, recall, target met)``."""
+        n, d = X.shape
+        index = _make_index(factory, d, self._faiss_metric(), self.seed, self.kind)
+        if not index.is_trained:
+            try:
+                index.train(_training_sample(index, X, self.seed))
+            except RuntimeError as exc:
+                raise DataValidationError(f"cannot train a {factory!r} index on {n} vectors: {_faiss_reason(exc)}") from None
+        if isinstance(faiss.downcast_index(index), faiss.IndexFlat) or n < 2:
+            index.add(X)
+            return index, {}, 1.0, True
+        if Q is not None:
+            index.add(X)
+            return (index, *self._tune(index, X, Q, exclude, warn=warn, factory=factory))
+        # Tune with a held-out sample as queries: vectors already in a graph are found more
+        # easily than new ones, so tuning on indexed vectors would overstate the recall. The
+        # tuning runs on a copy without the sample; the index itself then gets every vector in
+        # the order given, so that positions follow the ids (an HNSW graph is built twice).
+        held = np.random.default_rng(self.seed).choice(n, size=min(self._tune_queries, max(1, n // 5)), replace=False)
+        held = np.sort(held)
+        rest = np.setdiff1d(np.arange(n), held, assume_unique=True)
+        trial = faiss.clone_index(index)
+        trial.add(X[rest])
+        params, recall, hit = self._tune(trial, X[rest], X[held], warn=warn, factory=factory)
+        del trial
+        if hit or warn:  # else it is given up for the next structure: no need to fill it
+            index.add(X)
+            _apply_search_params(index, params)
+        return index, params, recall, hit
+
+    def _candidates(self, n: int, d: int) -> list[str]:
+        """The factory ``kind`` resolves to, then for ``"auto"`` the structures to fall back to, in order."""
+        first = self._choose_factory(n, d)
+        if self.kind != "auto" or self.recall_target is None:
+            return [first]
+        budget = self.max_memory if self.max_memory is not None else available_memory() // 2
+        chain = [first]
+        if first.startswith("HNSW"):
+            chain.append(f"IVF{_n_lists(n)},Flat")  # fits: it needs less than the graph did
+        if chain[-1].endswith(",Flat") and n * 4 * d <= budget:
+            chain.append("Flat")
+        return chain
+
     def _choose_factory(self, n: int, d: int) -> str:
         kind = self.kind
         if kind == "flat":
@@ -534,8 +571,9 @@ class EmbeddingIndex(BaseEstimator):
         raise CatalogueTooLargeError(f"{n} vectors of dimension {d} do not fit in max_memory={budget} bytes "
                                      f"even as IVF-PQ ({n * 17} bytes at least); raise max_memory or shard the vectors")
 
-    def _tune(self, index: faiss.Index, base: np.ndarray, queries: np.ndarray, exclude=None) -> tuple[dict, float]:
-        """Pick ``nprobe`` / ``efSearch`` for ``index`` (holding ``base``) and return it with its recall.
+    def _tune(self, index: faiss.Index, base: np.ndarray, queries: np.ndarray, exclude=None, *, warn: bool = True,
+              factory: str = "") -> tuple[dict, float, bool]:
+        """Pick ``nprobe`` / ``efSearch`` for ``index`` (holding ``base``): ``(params, recall, target met)``.
 
         The smallest value is taken whose recall@``recall_at`` on ``queries``, against exact search over
         ``base``, minus two standard errors still reaches ``recall_target``: the lower end of a
@@ -566,10 +604,11 @@ class EmbeddingIndex(BaseEstimator):
         elif hnsw is not None:
             name, lo, hi = "efSearch", 16, max(16, min(self._max_ef_search, len(base)))
         else:  # another structure (e.g. flat PQ): nothing to tune, report what it reaches
-            return {}, recall({})[0]
+            reached = recall({})[0]
+            return {}, reached, self.recall_target is None or reached >= self.recall_target
         if self.recall_target is None:
             current = int(ivf.nprobe) if ivf is not None else int(hnsw.hnsw.efSearch)
-            return {name: current}, recall({name: current})[0]
+            return {name: current}, recall({name: current})[0], True
 
         def meets(value: int) -> bool:
             mean, error = measured[value] = recall({name: value})
@@ -582,8 +621,8 @@ class EmbeddingIndex(BaseEstimator):
         while not hit and value < hi:
             value = min(2 * value, hi)
             hit = meets(value)
-        if not hit:
-            warnings.warn(f"{self.factory_} reaches recall@{at} {measured[value][0]:.3f} < recall_target "
+        if not hit and warn:
+            warnings.warn(f"{factory} reaches recall@{at} {measured[value][0]:.3f} < recall_target "
                           f"{self.recall_target} even with {name}={value}; use "
                           f"{'a higher-recall factory or ' if name == 'nprobe' else ''}kind='flat' for higher recall",
                           AerecWarning, stacklevel=3)
@@ -594,7 +633,7 @@ class EmbeddingIndex(BaseEstimator):
                 low, high = (low, mid) if meets(mid) else (mid, high)
             value = high
         _apply_search_params(index, {name: value})
-        return {name: value}, measured[value][0]
+        return {name: value}, measured[value][0], hit
 
     def _found(self, index: faiss.Index, queries: np.ndarray, k: int, excluded) -> np.ndarray:
         """The top-``k`` positions of each query in ``index`` (-1 past a short list), as searches answer them."""

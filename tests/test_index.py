@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -167,6 +168,23 @@ def test_auto_chooses_by_size_and_memory(corpus):
     assert EmbeddingIndex(kind="auto", max_memory=n * 30)._choose_factory(n, d) == "IVF512,PQ8"
     with pytest.raises(CatalogueTooLargeError, match="20000 vectors of dimension 32 do not fit"):
         EmbeddingIndex(kind="auto", max_memory=1000).build(X)
+
+
+def test_auto_falls_back_when_a_structure_cannot_reach_the_target(corpus):
+    X, Q = corpus
+
+    class Narrow(EmbeddingIndex):
+        _max_ef_search = 16  # a graph searched this narrowly misses 0.999
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AerecWarning)  # the target is met in the end: nothing to warn about
+        index = Narrow(metric="l2", kind="auto", recall_target=0.999).build(X, queries=Q)
+    assert list(index.tried_) == ["HNSW32", "IVF512,Flat"]
+    assert index.tried_["HNSW32"] < 0.999 and index.factory_ == "IVF512,Flat" and index.measured_recall_ >= 0.999
+    assert recall_of(index.search(Q, k=10), EmbeddingIndex(metric="l2", kind="flat").build(X).search(Q, k=10)) >= 0.995
+    # an explicit kind is built as asked, and warns
+    with pytest.warns(AerecWarning, match="HNSW32 reaches recall@10"):
+        assert Narrow(metric="l2", kind="hnsw", recall_target=0.999).build(X, queries=Q).factory_ == "HNSW32"
 
 
 def test_factory_string_kind():
