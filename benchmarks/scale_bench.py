@@ -369,6 +369,31 @@ def table(rows: dict, rate: float) -> pd.DataFrame:
     return pd.DataFrame({name: {col: cell(row, col) for col in COLUMNS} for name, row in rows.items()}).T.rename_axis("model")
 
 
+def read_report(text: str) -> dict:
+    """The figures of a markdown report this script wrote (for runs whose .json is gone): per scale, the
+    training interactions and each model's numeric cells."""
+    results, info, scale, header = {}, {}, None, None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            scale, header = line.split()[1].rstrip(":"), None
+            results[scale], info[scale] = {}, {}
+        elif scale and "; training: " in line:
+            info[scale]["interactions"] = int(line.split("; training: ")[1].split(" × ")[2].split(";")[0].replace(",", ""))
+        elif scale and line.startswith("| ") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if header is None:
+                header = cells
+                continue
+            row = {}
+            for col, cell in zip(header[1:], cells[1:]):
+                try:
+                    row[col] = float(cell)
+                except ValueError:
+                    pass
+            results[scale][cells[0]] = row
+    return {"info": info, "results": results}
+
+
 def plot(results: dict, info: dict, path: Path) -> None:
     import matplotlib
 
@@ -403,7 +428,8 @@ def main(argv=None) -> str:
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this markdown file")
     parser.add_argument("--plot", type=Path, default=None, help="log-log plot of fit time and memory (PNG)")
     parser.add_argument("--plot-from", nargs="+", type=Path, default=None,
-                        help="only draw --plot from the .json files earlier runs wrote beside their --out")
+                        help="only draw --plot from the .json files earlier runs wrote beside their --out "
+                             "(or from their markdown reports)")
     parser.add_argument("--top-users", type=int, default=None,
                         help="time the top-100 of only the first N training users and scale it to all (S3, S4)")
     parser.add_argument("--worker", choices=["matmul", "data", "model"], help=argparse.SUPPRESS)
@@ -411,7 +437,7 @@ def main(argv=None) -> str:
     if args.plot_from:  # one picture from runs made at different times (e.g. one scale per run)
         results, info = {}, {}
         for path in args.plot_from:
-            saved = json.loads(path.read_text())
+            saved = json.loads(path.read_text()) if path.suffix == ".json" else read_report(path.read_text())
             results.update(saved["results"])
             info.update(saved["info"])
         plot(results, info, args.plot or Path("scale_bench.png"))
