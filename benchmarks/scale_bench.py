@@ -339,7 +339,8 @@ def worker(args) -> dict:
 def run(args, kind: str, scale: str = "S1", model: str = "popularity") -> dict:
     """One worker subprocess; its JSON line, or what became of it."""
     cmd = [sys.executable, __file__, "--worker", kind, "--scales", scale, "--models", model, "--epochs",
-           str(args.epochs), "--seed", str(args.seed), "--cache-dir", str(args.cache_dir)]
+           str(args.epochs), "--seed", str(args.seed), "--cache-dir", str(args.cache_dir),
+           *(["--top-users", str(args.top_users)] if args.top_users else [])]
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ}
     try:
         proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, text=True, timeout=args.timeout, env=env)
@@ -394,7 +395,7 @@ def read_report(text: str) -> dict:
     return {"info": info, "results": results}
 
 
-def plot(results: dict, info: dict, path: Path) -> None:
+def plot(results: dict, info: dict, path: Path, title: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -405,13 +406,17 @@ def plot(results: dict, info: dict, path: Path) -> None:
     for name in models:
         points = [(info[s]["interactions"], rows[name]) for s, rows in results.items()
                   if "fit s" in rows.get(name, {}) and "interactions" in info[s]]
-        for ax, key in zip(axes, ("fit s", "peak RSS GiB")):
-            ax.plot([x for x, _ in points], [r[key] for _, r in points], marker="o", label=name)
-    for ax, label in zip(axes, ("fit seconds", "peak RSS (GiB)")):
+        # seconds per epoch (runs at different scales may train different numbers of epochs); the
+        # whole fit for the closed forms (popularity, EASE)
+        seconds = [r.get("s/epoch", r["fit s"]) for _, r in points]
+        for ax, ys in zip(axes, (seconds, [r["peak RSS GiB"] for _, r in points])):
+            ax.plot([x for x, _ in points], ys, marker="o", label=name)
+    for ax, label in zip(axes, ("seconds per epoch (a fit for popularity, EASE)", "peak RSS (GiB)")):
         ax.set(xscale="log", yscale="log", xlabel="training interactions", ylabel=label)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
-    fig.suptitle(machine(), fontsize=9)
+    items = ", ".join(f"{scale} {SCALES[scale][1]:,}" for scale in results if scale in SCALES)
+    fig.suptitle(f"{title or machine()}; items: {items}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -440,7 +445,8 @@ def main(argv=None) -> str:
             saved = json.loads(path.read_text()) if path.suffix == ".json" else read_report(path.read_text())
             results.update(saved["results"])
             info.update(saved["info"])
-        plot(results, info, args.plot or Path("scale_bench.png"))
+        plot(results, info, args.plot or Path("scale_bench.png"),
+             title="from " + ", ".join(path.name for path in args.plot_from) + " (machines and epochs as in each report)")
         return ""
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
