@@ -236,9 +236,9 @@ def main(argv=None) -> str:
     data = load(args.splits)
     params = args.params
     lines = [f"Command: `AEREC_DATA_HOME=../shared/data python benchmarks/protocol_g.py {shlex.join(argv or sys.argv[1:])}`",
-             "", f"Machine: {machine()} (shared with another job while this ran)", "",
+             "", f"Machine: {machine()}", "",
              f"Item universe: {len(data['universe'])} items; full ranking, history excluded. SequentialDAE: "
-             f"defaults {params or ''} with epochs={args.epochs}, patience={args.patience} (early stopping on "
+             f"{'defaults and ' + json.dumps(params) if params else 'its defaults'} with epochs={args.epochs}, patience={args.patience} (early stopping on "
              f"validation NDCG@10).", ""]
     for name in args.protocols:
         frame, chosen, runs, valid_note = run_protocol(name, data, args.seeds, args.epochs, args.patience, params)
