@@ -440,7 +440,7 @@ class EmbeddingIndex(BaseEstimator):
         return {"index": {"factory": self.factory_, "dim": self.dim_, "ntotal": self.ntotal,
                           "search_params": self.search_params_, "measured_recall": self.measured_recall_,
                           "recall_at": self.recall_at, "build_seconds": self.build_seconds_,
-                          "tried": getattr(self, "tried_", {self.factory_: self.measured_recall_})}}
+                          "tried": self.tried_}}
 
     @classmethod
     def _load_from(cls, directory, meta: dict) -> "EmbeddingIndex":
@@ -533,12 +533,16 @@ class EmbeddingIndex(BaseEstimator):
             _apply_search_params(index, params)
         return index, params, recall, hit
 
+    def _memory_budget(self) -> int:
+        """Bytes an index may take: ``max_memory``, or half the memory available now."""
+        return self.max_memory if self.max_memory is not None else available_memory() // 2
+
     def _candidates(self, n: int, d: int) -> list[str]:
         """The factory ``kind`` resolves to, then for ``"auto"`` the structures to fall back to, in order."""
         first = self._choose_factory(n, d)
         if self.kind != "auto" or self.recall_target is None:
             return [first]
-        budget = self.max_memory if self.max_memory is not None else available_memory() // 2
+        budget = self._memory_budget()
         chain = [first]
         if first.startswith("HNSW"):
             chain.append(f"IVF{_n_lists(n)},Flat")  # fits: it needs less than the graph did
@@ -556,7 +560,7 @@ class EmbeddingIndex(BaseEstimator):
             return f"IVF{_n_lists(n)},Flat"
         if kind != "auto":
             return kind
-        budget = self.max_memory if self.max_memory is not None else available_memory() // 2
+        budget = self._memory_budget()
         if n < self._flat_below or n * d < self._flat_below * 64:
             return "Flat"  # an exhaustive scan this small costs a query well under a millisecond
         # bytes per vector: HNSW keeps the vector and ~2M level-0 links (+ upper levels);
