@@ -443,8 +443,9 @@ def main(argv=None) -> str:
         results, info = {}, {}
         for path in args.plot_from:
             saved = json.loads(path.read_text()) if path.suffix == ".json" else read_report(path.read_text())
-            results.update(saved["results"])
-            info.update(saved["info"])
+            for scale, rows in saved["results"].items():  # runs of other models at the same scale add rows
+                results.setdefault(scale, {}).update(rows)
+                info.setdefault(scale, {}).update(saved["info"].get(scale, {}))
         plot(results, info, args.plot or Path("scale_bench.png"),
              title="from " + ", ".join(path.name for path in args.plot_from) + " (machines and epochs as in each report)")
         return ""
