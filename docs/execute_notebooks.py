@@ -18,7 +18,10 @@ two checks below:
   A cell tagged ``outputs-vary`` (its output depends on trained weights through more than a float:
   epochs run, rankings of a trained model, a rounded percentage) is compared without its numbers:
   the kinds of outputs and the text around the numbers (column names, row labels, messages) still
-  have to match. Durations (``12.3 s``, ``60ms/step``), checksums, temporary directories and the
+  have to match. A cell tagged ``ranking-varies`` shows a trained model's ranked list with words in it
+  (titles mapped onto the items): which items make the list depends on float sums that differ between
+  CPUs (two items' scores 0.01 apart swap places), so its tables are compared by their shape, the column
+  names and the number of rows, and its printed text as under ``outputs-vary``. Durations (``12.3 s``, ``60ms/step``), checksums, temporary directories and the
   folders of file paths are left out, and so is stderr (warnings, logs of servers the notebook starts: when they arrive
   depends on timing).
 """
@@ -39,6 +42,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KEY = "aerec"
 #: the cell tag of outputs that depend on training beyond a float's tolerance: compared without their numbers
 VARIES = "outputs-vary"
+#: the cell tag of a trained model's ranked list shown with words (titles): its tables compared by their shape
+RANKING = "ranking-varies"
 #: the tolerance on non-integer numbers: training on 2 shared cores is not bit-for-bit repeatable
 REL_TOL, ABS_TOL = 0.05, 0.01
 
@@ -48,6 +53,8 @@ _TEMPORARY = re.compile(r"\btmp[\w\-]{6,}")
 _DIGEST = re.compile(r"\b[0-9a-f]{32,}\b")
 _FOLDERS = re.compile(r"(?:/[^\s/'\"<>]+)+/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_HEAD, _BODY = re.compile(r"<thead>(.*?)</thead>", re.S), re.compile(r"<tbody>(.*?)</tbody>", re.S)
+_HEADER_CELL = re.compile(r"<th[^>]*>(.*?)</th>", re.S)
 
 
 def source_hash(source: str) -> str:
@@ -133,14 +140,33 @@ def _kind(output) -> str:
     return "text"
 
 
+def _table_shape(html: str) -> str:
+    """A pandas table's HTML as its shape: the column names and the number of body rows."""
+    head, body = _HEAD.search(html), _BODY.search(html)
+    columns = [c.strip() for c in _HEADER_CELL.findall(head.group(1))] if head else []
+    return f"columns {columns}, {body.group(1).count('<tr') if body else 0} rows"
+
+
+def _result_text(output, ranking: bool) -> str:
+    if output.output_type == "error":
+        return output.ename
+    data = output.get("data", {})
+    if ranking and _kind(output) == "table":
+        return _table_shape(data["text/html"])
+    return data.get("text/plain", "")
+
+
 def summary(notebook) -> list[dict]:
-    """Per code cell, what :func:`compare` checks: stdout, and each displayed result's kind and text."""
+    """Per code cell, what :func:`compare` checks: stdout, and each displayed result's kind and text (a
+    table's shape in a cell tagged ``ranking-varies``)."""
     cells = []
     for cell in _code_cells(notebook):
+        tags = cell.metadata.get("tags", [])
         stdout = "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stdout")
-        results = [(_kind(o), o.ename if o.output_type == "error" else o.get("data", {}).get("text/plain", ""))
+        results = [(_kind(o), _result_text(o, RANKING in tags))
                    for o in cell.get("outputs", []) if o.output_type in ("execute_result", "display_data", "error")]
-        cells.append({"stdout": stdout, "results": results, "varies": VARIES in cell.metadata.get("tags", [])})
+        cells.append({"stdout": stdout, "results": results, "varies": VARIES in tags or RANKING in tags,
+                      "ranking": RANKING in tags})
     return cells
 
 
@@ -177,8 +203,9 @@ def compare(stored, fresh, rel_tol: float = REL_TOL, abs_tol: float = ABS_TOL) -
             differences.append(f"{where}: outputs {kinds_a} stored, {kinds_b} now")
             continue
         for n, ((kind, text_a), (_, text_b)) in enumerate(zip(a["results"], b["results"]), 1):
-            if kind != "image":
-                differences += _compare_text(f"{where} output {n} ({kind})", text_a, text_b, rel_tol, abs_tol, numbers)
+            if kind != "image":  # a ranked table's shape (columns, row count) is compared with its numbers
+                exact = numbers or (a["ranking"] and kind == "table")
+                differences += _compare_text(f"{where} output {n} ({kind})", text_a, text_b, rel_tol, abs_tol, exact)
     return differences
 
 

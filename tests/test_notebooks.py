@@ -122,3 +122,23 @@ def test_checker_compares_a_cell_tagged_outputs_vary_without_its_numbers():
     assert checker.compare(stored, notebook_printing("kept epoch 80 of 110; best items 475, 919")) != []
     assert checker.compare(notebook_printing("kept epoch 83 of 113"), notebook_printing("kept epoch 80 of 110")) \
         == ["code cell 1 stdout: 83 became 80"]
+
+
+def test_checker_compares_a_ranked_table_tagged_ranking_varies_by_its_shape():
+    import pandas as pd
+
+    def notebook_showing(frame, tags=(checker.RANKING,)):
+        notebook = _tiny_notebook("frame")
+        notebook.cells[1].metadata["tags"] = list(tags)
+        notebook.cells[1].outputs = [nbformat.v4.new_output(
+            "execute_result", data={"text/plain": repr(frame), "text/html": frame.to_html()}, execution_count=1)]
+        return notebook
+
+    stored = pd.DataFrame({"item": [318, 423, 357], "title": ["Schindler's List", "E.T.", "Cuckoo's Nest"]})
+    swapped = pd.DataFrame({"item": [318, 357, 474], "title": ["Schindler's List", "Cuckoo's Nest", "Dr. Strangelove"]})
+    assert checker.compare(notebook_showing(stored), notebook_showing(swapped)) == []
+    assert checker.compare(notebook_showing(stored, tags=[checker.VARIES]), notebook_showing(swapped)) != []
+    shorter, renamed = swapped.head(2), swapped.rename(columns={"title": "name"})
+    assert checker.compare(notebook_showing(stored), notebook_showing(shorter)) \
+        == ["code cell 1 output 1 (table): 3 became 2"]
+    assert "'name'" in checker.compare(notebook_showing(stored), notebook_showing(renamed))[0]
