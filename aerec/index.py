@@ -96,6 +96,9 @@ class EmbeddingIndex(BaseEstimator):
         Factory -> recall measured, for each structure built: with ``kind="auto"``, one that misses
         ``recall_target`` even at its widest search (``efSearch`` 4,096, ``nprobe`` = ``nlist``) gives way
         to the next, HNSW to IVF-Flat to exact search, so the recall promised is the recall delivered.
+        A structure with a fallback gives way as soon as the target is out of its reach: when even
+        twice its best gain per doubling of the search, over the doublings left, would not reach it
+        (its recall where it stopped is recorded).
     build_seconds_ : float
 
     Examples
@@ -120,6 +123,10 @@ class EmbeddingIndex(BaseEstimator):
     _tune_queries = 2000
     #: largest efSearch tried when tuning HNSW
     _max_ef_search = 4096
+    #: a structure with a fallback is given up when its recall plus this many times its best gain per
+    #: doubling of the search so far, times the doublings left, stays under the target (recall grows
+    #: ever slower with the search's width; the margin covers a late spurt)
+    _give_up_margin = 2.0
 
     _parameter_constraints = {
         "metric": [Options(*_METRICS)],
@@ -618,18 +625,28 @@ class EmbeddingIndex(BaseEstimator):
             mean, error = measured[value] = recall({name: value})
             return mean - 2 * error >= self.recall_target
 
-        # double until the target is met, then bisect between the last miss and the first hit
+        def out_of_reach(value: int) -> bool:
+            """With a fallback (``warn`` False), whether wider searches cannot be expected to reach the target."""
+            tried = sorted(measured)
+            if warn or len(tried) < 3:
+                return False
+            gain = max(measured[b][0] - measured[a][0] for a, b in zip(tried, tried[1:]))
+            doublings_left = np.log2(hi / value)
+            return measured[value][0] + self._give_up_margin * max(gain, 0.0) * doublings_left < self.recall_target
+
+        # double until the target is met (or out of reach), then bisect between the last miss and the first hit
         measured: dict[int, tuple[float, float]] = {}
         value = lo
         hit = meets(value)
-        while not hit and value < hi:
+        while not hit and value < hi and not out_of_reach(value):
             value = min(2 * value, hi)
             hit = meets(value)
-        if not hit and warn:
-            warnings.warn(f"{factory} reaches recall@{at} {measured[value][0]:.3f} < recall_target "
-                          f"{self.recall_target} even with {name}={value}; use "
-                          f"{'a higher-recall factory or ' if name == 'nprobe' else ''}kind='flat' for higher recall",
-                          AerecWarning, stacklevel=3)
+        if not hit:  # given up: bisecting would only search widths that miss too
+            if warn:
+                warnings.warn(f"{factory} reaches recall@{at} {measured[value][0]:.3f} < recall_target "
+                              f"{self.recall_target} even with {name}={value}; use "
+                              f"{'a higher-recall factory or ' if name == 'nprobe' else ''}kind='flat' for higher recall",
+                              AerecWarning, stacklevel=3)
         elif value > lo:
             low, high = max(v for v in measured if v < value), value  # the last miss, the first hit
             while high - low > 1:

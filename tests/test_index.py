@@ -187,6 +187,30 @@ def test_auto_falls_back_when_a_structure_cannot_reach_the_target(corpus):
         assert Narrow(metric="l2", kind="hnsw", recall_target=0.999).build(X, queries=Q).factory_ == "HNSW32"
 
 
+def test_auto_gives_up_a_structure_as_soon_as_the_target_is_out_of_its_reach(corpus, monkeypatch):
+    X, Q = corpus
+    import aerec.index as index_module
+
+    widths, apply = [], index_module._apply_search_params
+    monkeypatch.setattr(index_module, "_apply_search_params",  # a spy: the real setter runs
+                        lambda index, params: (widths.append(params.get("efSearch")), apply(index, params)))
+
+    class Thin(EmbeddingIndex):
+        _hnsw_m = 2  # a graph this sparse stays far under 0.999 however widely it is searched
+
+    index = Thin(metric="l2", kind="auto", recall_target=0.999).build(X, queries=Q)
+    assert list(index.tried_) == ["HNSW2", "IVF512,Flat"] and index.measured_recall_ >= 0.999
+    searched = [w for w in widths if w is not None]
+    # three doublings showed the gains: no search as wide as 4,096, and no bisection below a miss
+    assert index.tried_["HNSW2"] < 0.6 and max(searched) < Thin._max_ef_search
+    assert searched == sorted(searched)
+    # without a fallback the same structure is searched to its widest before it warns
+    widths.clear()
+    with pytest.warns(AerecWarning, match="HNSW2 reaches recall@10"):
+        Thin(metric="l2", kind="HNSW2", recall_target=0.999).build(X, queries=Q)
+    assert max(w for w in widths if w is not None) == Thin._max_ef_search
+
+
 def test_factory_string_kind():
     X = clustered(3000, 16, 10, seed=2)
     # 4-bit PQ codes are too coarse for 0.95 however many lists are visited: a warning says so
