@@ -62,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -284,6 +285,7 @@ def model_worker(args, scale: str, name: str) -> dict:
         import tensorflow  # noqa: F401 - its import (see the header) is neither in fit s nor in "above data"
     train, histories, truth = split(pd.read_parquet(data_path(args, scale)), args.seed)
     gc.collect()
+    pyarrow.default_memory_pool().release_unused()  # what the split freed in Arrow's pool: not "data"
     base, resettable = vm("VmRSS"), reset_peak()
     runner = AerecRunner(model) if isinstance(model, aerec.recommend.base.Recommender) else model
     row, start = {}, time.perf_counter()
