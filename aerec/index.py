@@ -96,9 +96,10 @@ class EmbeddingIndex(BaseEstimator):
         Factory -> recall measured, for each structure built: with ``kind="auto"``, one that misses
         ``recall_target`` even at its widest search (``efSearch`` 4,096, ``nprobe`` = ``nlist``) gives way
         to the next, HNSW to IVF-Flat to exact search, so the recall promised is the recall delivered.
-        A structure with a fallback gives way as soon as the target is out of its reach: when even
-        twice its best gain per doubling of the search, over the doublings left, would not reach it
-        (its recall where it stopped is recorded).
+        An HNSW graph with a fallback gives way as soon as the target is out of its reach: when even
+        twice the larger of its last two gains per doubling of ``efSearch``, over the doublings left,
+        would not reach it (its recall where it stopped is recorded). An inverted file searched over
+        all its lists is exact, so it is widened until it reaches the target.
     build_seconds_ : float
 
     Examples
@@ -123,9 +124,9 @@ class EmbeddingIndex(BaseEstimator):
     _tune_queries = 2000
     #: largest efSearch tried when tuning HNSW
     _max_ef_search = 4096
-    #: a structure with a fallback is given up when its recall plus this many times its best gain per
-    #: doubling of the search so far, times the doublings left, stays under the target (recall grows
-    #: ever slower with the search's width; the margin covers a late spurt)
+    #: an HNSW graph with a fallback is given up when its recall plus this many times the larger of its
+    #: last two gains per doubling of efSearch, times the doublings left, stays under the target (a
+    #: graph's recall grows ever slower with the search's width; the margin covers a late spurt)
     _give_up_margin = 2.0
 
     _parameter_constraints = {
@@ -626,11 +627,12 @@ class EmbeddingIndex(BaseEstimator):
             return mean - 2 * error >= self.recall_target
 
         def out_of_reach(value: int) -> bool:
-            """With a fallback (``warn`` False), whether wider searches cannot be expected to reach the target."""
+            """For a graph with a fallback (``warn`` False), whether wider searches cannot be expected to
+            reach the target (an inverted file's widest search is exact: never out of reach)."""
             tried = sorted(measured)
-            if warn or len(tried) < 3:
+            if warn or name != "efSearch" or len(tried) < 3:
                 return False
-            gain = max(measured[b][0] - measured[a][0] for a, b in zip(tried, tried[1:]))
+            gain = max(measured[b][0] - measured[a][0] for a, b in zip(tried[-3:], tried[-2:]))
             doublings_left = np.log2(hi / value)
             return measured[value][0] + self._give_up_margin * max(gain, 0.0) * doublings_left < self.recall_target
 
