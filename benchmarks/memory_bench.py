@@ -106,6 +106,8 @@ def main(argv=None) -> str:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if vm("VmHWM") is None:
+        parser.error("the phases are read from /proc/self/status (VmRSS, VmHWM): Linux only")
     if args.worker:
         print(json.dumps(worker(args)), flush=True)
         return ""

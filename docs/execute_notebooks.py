@@ -20,8 +20,9 @@ two checks below:
   the kinds of outputs and the text around the numbers (column names, row labels, messages) still
   have to match. A cell tagged ``ranking-varies`` shows a trained model's ranked list with words in it
   (titles mapped onto the items): which items make the list depends on float sums that differ between
-  CPUs (two items' scores 0.01 apart swap places), so its tables are compared by their shape, the column
-  names and the number of rows, and its printed text as under ``outputs-vary``. Durations (``12.3 s``, ``60ms/step``), checksums, temporary directories and the
+  CPUs (two items' scores 0.01 apart swap places), so its tables are compared by their shape: the column
+  names, the number of rows, how many cells are missing and the ``rank`` column; its printed text as
+  under ``outputs-vary``. Durations (``12.3 s``, ``60ms/step``), checksums, temporary directories and the
   folders of file paths are left out, and so is stderr (warnings, logs of servers the notebook starts: when they arrive
   depends on timing).
 """
@@ -55,6 +56,7 @@ _FOLDERS = re.compile(r"(?:/[^\s/'\"<>]+)+/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _HEAD, _BODY = re.compile(r"<thead>(.*?)</thead>", re.S), re.compile(r"<tbody>(.*?)</tbody>", re.S)
 _HEADER_CELL = re.compile(r"<th[^>]*>(.*?)</th>", re.S)
+_ROW, _BODY_CELL = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S), re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", re.S)
 
 
 def source_hash(source: str) -> str:
@@ -141,10 +143,14 @@ def _kind(output) -> str:
 
 
 def _table_shape(html: str) -> str:
-    """A pandas table's HTML as its shape: the column names and the number of body rows."""
+    """A pandas table's HTML as its shape: the column names, the number of body rows, how many cells are
+    missing (a title that no longer maps onto its item) and the ``rank`` column (always 1..K)."""
     head, body = _HEAD.search(html), _BODY.search(html)
     columns = [c.strip() for c in _HEADER_CELL.findall(head.group(1))] if head else []
-    return f"columns {columns}, {body.group(1).count('<tr') if body else 0} rows"
+    rows = [_BODY_CELL.findall(row) for row in _ROW.findall(body.group(1))] if body else []
+    missing = sum(cell.strip() in ("NaN", "None", "<NA>", "&lt;NA&gt;", "nan") for row in rows for cell in row)
+    ranks = [row[columns.index("rank")].strip() for row in rows if "rank" in columns and len(row) == len(columns)]
+    return f"columns {columns}, {len(rows)} rows, {missing} missing cells" + (f", ranks {' '.join(ranks)}" if ranks else "")
 
 
 def _result_text(output, ranking: bool) -> str:

@@ -142,3 +142,9 @@ def test_checker_compares_a_ranked_table_tagged_ranking_varies_by_its_shape():
     assert checker.compare(notebook_showing(stored), notebook_showing(shorter)) \
         == ["code cell 1 output 1 (table): 3 became 2"]
     assert "'name'" in checker.compare(notebook_showing(stored), notebook_showing(renamed))[0]
+    # a title that no longer maps onto its item, or ranks out of order, is not a swap of near-tied items
+    unmapped = swapped.assign(title=[None, "Cuckoo's Nest", "Dr. Strangelove"])
+    assert checker.compare(notebook_showing(stored), notebook_showing(unmapped)) != []
+    ranked = stored.assign(rank=[1, 2, 3])
+    assert checker.compare(notebook_showing(ranked), notebook_showing(swapped.assign(rank=[1, 2, 3]))) == []
+    assert checker.compare(notebook_showing(ranked), notebook_showing(swapped.assign(rank=[3, 2, 1]))) != []
