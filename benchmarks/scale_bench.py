@@ -57,6 +57,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -135,7 +136,8 @@ class AerecRunner:
 
     def build_index(self) -> str:
         index = self.model.build_index("auto").index_
-        return f"{index.factory_}, recall {index.measured_recall_:.2f}"
+        gave_way = [f"{factory} {recall:.2f}" for factory, recall in index.tried_.items() if factory != index.factory_]
+        return f"{index.factory_}, recall {index.measured_recall_:.2f}" + (f" (gave way: {', '.join(gave_way)})" if gave_way else "")
 
     def index_overlap(self, histories: list, exact: list) -> dict:
         """How much of the exact lists (``exact``: the model's top 100 of the held-out users) the index's lists
@@ -420,7 +422,7 @@ def plot(results: dict, info: dict, path: Path, title: str | None = None) -> Non
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
     items = ", ".join(f"{scale} {SCALES[scale][1]:,}" for scale in results if scale in SCALES)
-    fig.suptitle(f"{title or machine()}; items: {items}", fontsize=9)
+    fig.suptitle(textwrap.fill(f"{title or machine()}; items: {items}", 140), fontsize=9)  # long titles wrap
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
