@@ -47,9 +47,6 @@ class Phases:
 
 
 def worker(args) -> dict:
-    import pandas as pd
-    import pyarrow
-
     from aerec.data import interactions
     from aerec.recommend import keras_base
 
@@ -64,8 +61,7 @@ def worker(args) -> dict:
     path = scale_bench.data_path(bench_args, args.scale)
     if not path.is_file():
         scale_bench.data_worker(bench_args, args.scale)
-    train, _, _ = scale_bench.split(pd.read_parquet(path), args.seed)
-    pyarrow.default_memory_pool().release_unused()  # what the split freed in Arrow's pool (fit does this too)
+    train, _, _ = scale_bench.read_split(bench_args, args.scale)  # Arrow's pool given back, as fit does
     phases.end(PHASES[2])
     frame_gib = train.memory_usage(deep=True).sum() / GIB
     phases.end(PHASES[3])

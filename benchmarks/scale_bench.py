@@ -254,6 +254,15 @@ def split(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, list, list]:
     return df[~mask], histories.tolist(), truth.tolist()
 
 
+def read_split(args, scale: str) -> tuple[pd.DataFrame, list, list]:
+    """:func:`split` of the cached frame of ``scale``, with what the split freed in Arrow's pool given back
+    (memory no longer held by any frame: not "data")."""
+    train, histories, truth = split(pd.read_parquet(data_path(args, scale)), args.seed)
+    gc.collect()
+    pyarrow.default_memory_pool().release_unused()
+    return train, histories, truth
+
+
 def quality(recs: list, truth: list) -> dict:
     hits = np.zeros((len(truth), K), dtype=bool)
     for u, (items, relevant) in enumerate(zip(recs, truth)):
@@ -285,9 +294,7 @@ def model_worker(args, scale: str, name: str) -> dict:
     model = MODELS[name](args)
     if isinstance(model, (aerec.EASE, KerasRecommender)):
         import tensorflow  # noqa: F401 - its import (see the header) is neither in fit s nor in "above data"
-    train, histories, truth = split(pd.read_parquet(data_path(args, scale)), args.seed)
-    gc.collect()
-    pyarrow.default_memory_pool().release_unused()  # what the split freed in Arrow's pool: not "data"
+    train, histories, truth = read_split(args, scale)
     base, resettable = vm("VmRSS"), reset_peak()
     runner = AerecRunner(model) if isinstance(model, aerec.recommend.base.Recommender) else model
     row, start = {}, time.perf_counter()

@@ -55,8 +55,7 @@ _DIGEST = re.compile(r"\b[0-9a-f]{32,}\b")
 _FOLDERS = re.compile(r"(?:/[^\s/'\"<>]+)+/")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _HEAD, _BODY = re.compile(r"<thead>(.*?)</thead>", re.S), re.compile(r"<tbody>(.*?)</tbody>", re.S)
-_HEADER_CELL = re.compile(r"<th[^>]*>(.*?)</th>", re.S)
-_ROW, _BODY_CELL = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S), re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", re.S)
+_ROW, _CELL = re.compile(r"<tr[^>]*>(.*?)</tr>", re.S), re.compile(r"<t[hd][^>]*>(.*?)</t[hd]>", re.S)
 
 
 def source_hash(source: str) -> str:
@@ -146,8 +145,8 @@ def _table_shape(html: str) -> str:
     """A pandas table's HTML as its shape: the column names, the number of body rows, how many cells are
     missing (a title that no longer maps onto its item) and the ``rank`` column (always 1..K)."""
     head, body = _HEAD.search(html), _BODY.search(html)
-    columns = [c.strip() for c in _HEADER_CELL.findall(head.group(1))] if head else []
-    rows = [_BODY_CELL.findall(row) for row in _ROW.findall(body.group(1))] if body else []
+    columns = [c.strip() for c in _CELL.findall(head.group(1))] if head else []
+    rows = [_CELL.findall(row) for row in _ROW.findall(body.group(1))] if body else []
     missing = sum(cell.strip() in ("NaN", "None", "<NA>", "&lt;NA&gt;", "nan") for row in rows for cell in row)
     ranks = [row[columns.index("rank")].strip() for row in rows if "rank" in columns and len(row) == len(columns)]
     return f"columns {columns}, {len(rows)} rows, {missing} missing cells" + (f", ranks {' '.join(ranks)}" if ranks else "")

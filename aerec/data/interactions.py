@@ -163,6 +163,7 @@ class Interactions:
 
         # without fixed maps the ids are coded from the columns as they are (Arrow strings stay Arrow):
         # a NumPy array of Python strings costs ~60 bytes an id, over 1 GB for two columns of 10M rows
+        coded_here = users is None or items is None  # a map built from the data (fit), not a fixed one (serving)
         users, u_idx = _coded(u_col, users, "user")
         items, i_idx = _coded(i_col, items, "item")
         known = (u_idx >= 0) & (i_idx >= 0)
@@ -181,9 +182,8 @@ class Interactions:
             u_idx, i_idx, values = u_idx[known], i_idx[known], values[known]
 
         matrix = _merge_duplicates(u_idx, i_idx, values, (len(users), len(items)), duplicates, what)
-        # coding Arrow strings allocates in Arrow's pool, which keeps what is freed (0.2 GB after coding
-        # 10M rows, held through training): give it back
-        pa.default_memory_pool().release_unused()
+        if coded_here:  # coding Arrow strings allocates in Arrow's pool, which keeps what is freed (0.2 GB
+            pa.default_memory_pool().release_unused()  # after coding 10M rows, held through training): give it back
         return cls(matrix, users, items)
 
     # --- views ---------------------------------------------------------------------
